@@ -1,0 +1,43 @@
+"""Concept ontology and measurements from masks (numpy/OpenCV only, no torch)."""
+
+from pcbm.concepts.ontology import (
+    BINARY_PROPERTIES,
+    CONTINUOUS_PROPERTIES,
+    PLANE_NAMES,
+    PLANES,
+    PROPERTY_CONCEPT_NAMES,
+    PROPERTY_CONCEPTS,
+    VISUAL_CONCEPT_NAMES,
+    VISUAL_CONCEPTS,
+    Criterion,
+    Plane,
+    PropertyConcept,
+    VisualConcept,
+    get_concept,
+    get_plane,
+    get_property_concept,
+    get_visual_concept,
+    list_concepts,
+    list_planes,
+)
+
+__all__ = [
+    "BINARY_PROPERTIES",
+    "CONTINUOUS_PROPERTIES",
+    "PLANE_NAMES",
+    "PLANES",
+    "PROPERTY_CONCEPT_NAMES",
+    "PROPERTY_CONCEPTS",
+    "VISUAL_CONCEPT_NAMES",
+    "VISUAL_CONCEPTS",
+    "Criterion",
+    "Plane",
+    "PropertyConcept",
+    "VisualConcept",
+    "get_concept",
+    "get_plane",
+    "get_property_concept",
+    "get_visual_concept",
+    "list_concepts",
+    "list_planes",
+]

@@ -1,0 +1,1 @@
+"""pcbm.export."""

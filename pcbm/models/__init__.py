@@ -1,0 +1,1 @@
+"""PCBM models: segmenter, property head, decision layer, the composite, interventions."""

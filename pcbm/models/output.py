@@ -1,0 +1,77 @@
+"""The typed output of a PCBM forward pass and the intervention request it accepts.
+
+This is the contract between the model (``pcbm.models``), the explainers, the reports, the export
+path and the CLI. Tensors are batch-first; names index into the ontology's orders
+(``VISUAL_CONCEPT_NAMES``, ``PROPERTY_CONCEPT_NAMES``, ``PLANE_NAMES``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Intervention:
+    """Corrections a person makes to the concepts before the later stages run.
+
+    Attributes:
+        visual: visual concept name -> replacement mask. A float sets the whole channel to that
+            probability (0.0 erases the structure); a tensor (H, W) or (B, H, W) of probabilities
+            replaces it (use it to erase or paint a region).
+        properties: property concept name -> value (probability for binary concepts, mm for
+            continuous ones). Applied after the property head, before the decision layer.
+
+    Example:
+        >>> Intervention(visual={"kidney": 0.0}, properties={"cerebellum_visible": 1.0})
+        Intervention(visual={'kidney': 0.0}, properties={'cerebellum_visible': 1.0})
+    """
+
+    visual: dict[str, float | torch.Tensor] = field(default_factory=dict)
+    properties: dict[str, float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.visual or self.properties)
+
+
+@dataclass
+class PCBMOutput:
+    """What a PCBM returns for a batch.
+
+    Attributes:
+        mask_logits: (B, V, H, W) segmenter logits, one channel per visual concept.
+        masks: (B, V, H, W) probabilities after any visual intervention — what the property head read.
+        property_logits: (B, P) raw property-head outputs (logits for binary concepts, normalised
+            values for continuous ones).
+        properties: (B, P) property values after any property intervention: probabilities for
+            binary concepts, mm for continuous ones (NaN where unknown, e.g. no pixel spacing).
+        applicable: (B, P) bool, False where the concept's structure/plane is absent (not guessed).
+        plane_logits: (B, K) decision-layer logits over planes.
+        plane_probs: (B, K) softmax of plane_logits.
+        standard: (B,) bool — predicted plane is known and all its criteria hold.
+        status: per item "standard", "close_to_standard" or "not_a_known_plane".
+        missing: per item, the names of the failed criteria of the predicted plane.
+    """
+
+    mask_logits: torch.Tensor
+    masks: torch.Tensor
+    property_logits: torch.Tensor
+    properties: torch.Tensor
+    applicable: torch.Tensor
+    plane_logits: torch.Tensor
+    plane_probs: torch.Tensor
+    standard: torch.Tensor
+    status: list[str]
+    missing: list[list[str]]
+
+    @property
+    def plane_index(self) -> torch.Tensor:
+        return self.plane_probs.argmax(dim=1)
+
+    @property
+    def planes(self) -> list[str]:
+        """Predicted plane names."""
+        from pcbm.concepts import PLANE_NAMES
+
+        return [PLANE_NAMES[i] for i in self.plane_index.tolist()]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job on the built-in phantom: set up (idempotent), then run the demo pipeline.
+# Outputs land in ${PCBM_OUT:-out/main}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1 MPLBACKEND=Agg
+OUT=${PCBM_OUT:-out/main}
+mkdir -p "$OUT"
+PCBM=.venv/bin/pcbm
+$PCBM --version
+echo "== datasets =="
+$PCBM data summary phantom:n=64,seed=0 hc18:../shared/data/hc18 --out "$OUT/samples.png"

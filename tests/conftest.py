@@ -1,0 +1,36 @@
+"""Shared fixtures: seeding, the real HC18 folder, small paths."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+HC18 = Path(os.environ.get("PCBM_HC18", REPO.parent / "shared" / "data" / "hc18"))
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def hc18_path() -> Path:
+    if not (HC18 / "pixel_size_and_hc.csv").exists():
+        pytest.skip(f"HC18 data not found at {HC18}")
+    return HC18
