@@ -55,7 +55,9 @@ for _area in _AREAS:
 def main() -> None:
     """Console entry point: user errors become one red line and exit code 2, not a traceback."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # a command's `raise typer.Exit(n)` comes back as n here
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
+            sys.exit(rc)
     except (InputError, KeyError, ValueError, FileNotFoundError, TypeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)

@@ -138,7 +138,7 @@ PROPERTY_CONCEPTS: tuple[PropertyConcept, ...] = (
     _P("head_visible", "binary", "head", ("head",), "fetal head in view"),
     _P("head_complete", "binary", "head", ("head",), "whole skull outline inside the image, not cut by the sector edge"),
     _P("head_magnified", "binary", "head", ("head",), "head occupies at least a third of the image (ISUOG: magnified so the head fills most of the screen)"),
-    _P("head_symmetric", "binary", "head", ("head", "falx"), "symmetrical plane: the midline echo splits the head into equal halves"),
+    _P("head_symmetric", "binary", "head", ("head", "falx"), "symmetrical plane: the midline echo runs along the long axis and splits the head into equal halves"),
     _P("csp_visible", "binary", "head", ("csp",), "cavum septi pellucidi visible"),
     _P("thalamus_visible", "binary", "head", ("thalamus",), "thalami visible"),
     _P("cerebellum_visible", "binary", "head", ("cerebellum",), "cerebellar hemispheres visible (must not be, in the trans-thalamic plane)"),

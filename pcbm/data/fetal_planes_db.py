@@ -1,0 +1,158 @@
+"""FETAL_PLANES_DB (Burgos-Artizzu et al., 2020): maternal-fetal planes, plane labels only.
+
+Layout (``fetal_planes_db:PATH``): ``FETAL_PLANES_DB_data.csv`` (``;``-separated, columns
+``Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train``) and
+``Images/<Image_name>.png``.
+
+Planes map onto ours: "Fetal brain" with Brain_plane Trans-thalamic / Trans-ventricular /
+Trans-cerebellum onto the three head planes (any other brain plane onto ``other``), "Fetal abdomen"
+-> abdomen, "Fetal femur" -> femur, "Fetal thorax" -> thorax, "Maternal cervix" -> cervix,
+"Other" -> other. Subject = ``Patient_num``, so splits never separate a patient's images.
+
+Options (``fetal_planes_db:PATH?machine=Voluson E6&train=1``):
+    machine: keep only images of this ``US_Machine`` (case-insensitive), for cross-scanner tests.
+    train: 1 keeps the official training rows (``Train`` = 1), 0 the official test rows.
+
+Example:
+    >>> from pcbm.data import open_dataset
+    >>> ds = open_dataset("fetal_planes_db:FETAL_PLANES_ZENODO?machine=Aloka")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pcbm.data.base import SampleDataset, register_dataset
+from pcbm.data.io import read_image
+from pcbm.data.sample import Sample
+from pcbm.errors import InputError
+
+CSV_NAME = "FETAL_PLANES_DB_data.csv"
+REQUIRED_COLUMNS = ("Image_name", "Patient_num", "Plane", "Brain_plane", "US_Machine")
+PLANE_MAP = {
+    "fetal abdomen": "abdomen",
+    "fetal femur": "femur",
+    "fetal thorax": "thorax",
+    "maternal cervix": "cervix",
+    "other": "other",
+}
+BRAIN_PLANE_MAP = {
+    "trans-thalamic": "trans_thalamic",
+    "trans-ventricular": "trans_ventricular",
+    "trans-cerebellum": "trans_cerebellar",
+    "trans-cerebellar": "trans_cerebellar",
+}
+
+
+def map_plane(plane: str, brain_plane: str, where: str = "") -> str:
+    """Our plane name for a FETAL_PLANES_DB (Plane, Brain_plane) pair.
+
+    Raises:
+        InputError: an unknown Plane value.
+    """
+    p = plane.strip().lower()
+    if p == "fetal brain":
+        return BRAIN_PLANE_MAP.get(brain_plane.strip().lower(), "other")
+    if p not in PLANE_MAP:
+        known = ", ".join(["Fetal brain", "Fetal abdomen", "Fetal femur", "Fetal thorax", "Maternal cervix", "Other"])
+        raise InputError(f"{where}unknown Plane {plane!r}; known: {known}")
+    return PLANE_MAP[p]
+
+
+@dataclass(frozen=True)
+class FPDBEntry:
+    image: Path
+    subject: str
+    plane: str
+    original_plane: str
+    brain_plane: str
+    machine: str
+    operator: str
+    train: str
+    line: int
+
+
+class FetalPlanesDBDataset(SampleDataset):
+    """FETAL_PLANES_DB (see the module docstring)."""
+
+    name = "fetal_planes_db"
+
+    def __init__(self, root: str | os.PathLike[str], machine: str | None = None, train: int | None = None):
+        self.root = Path(root)
+        csv_path = self.root / CSV_NAME
+        if not self.root.is_dir():
+            raise InputError(f"fetal_planes_db folder not found: {self.root}")
+        if not csv_path.is_file():
+            raise InputError(f"{self.root}: no {CSV_NAME} (expected it with an Images/ folder)")
+        self.csv_path = csv_path
+        all_entries = self._read(csv_path)
+        self.machines = sorted({e.machine for e in all_entries})
+        entries = all_entries
+        if machine is not None:
+            want = str(machine).strip().lower()
+            entries = [e for e in entries if e.machine.lower() == want]
+            if not entries:
+                raise InputError(f"fetal_planes_db: no images from machine {machine!r}; known: {', '.join(self.machines)}")
+        if train is not None:
+            if str(train) not in ("0", "1"):
+                raise InputError(f"fetal_planes_db: option train must be 0 or 1, got {train!r}")
+            entries = [e for e in entries if e.train == str(train)]
+        self.entries = entries
+
+    def _read(self, path: Path) -> list[FPDBEntry]:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=";")
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise InputError(f"{path}, line 1: missing column(s) {', '.join(missing)} "
+                                 f"(found: {', '.join(header) or 'nothing'}; is it ';'-separated?)")
+            col = {h: i for i, h in enumerate(header)}
+            out: list[FPDBEntry] = []
+            for line, values in enumerate(reader, start=2):
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) < len(header):
+                    raise InputError(f"{path}, line {line}: {len(values)} fields, expected {len(header)}")
+                v = {h: values[i].strip() for h, i in col.items()}
+                if not v["Image_name"] or not v["Patient_num"]:
+                    raise InputError(f"{path}, line {line}: empty Image_name or Patient_num")
+                plane = map_plane(v["Plane"], v["Brain_plane"], f"{path}, line {line}: ")
+                name = v["Image_name"]
+                image = self.root / "Images" / (name if Path(name).suffix.lower() == ".png" else f"{name}.png")
+                out.append(FPDBEntry(image, v["Patient_num"], plane, v["Plane"], v["Brain_plane"], v["US_Machine"],
+                                     v.get("Operator", ""), v.get("Train", ""), line))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def subject_of(self, index: int) -> str:
+        return self.entries[index].subject
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        e = self.entries[index]
+        image, notes = read_image(e.image)
+        meta: dict[str, Any] = {"path": str(e.image), "csv_line": e.line, "machine": e.machine,
+                                "operator": e.operator, "original_plane": e.original_plane,
+                                "brain_plane": e.brain_plane, "official_train": e.train}
+        if notes:
+            meta["notes"] = [f"{e.image.name}: {n}" for n in notes]
+        return Sample(image=image, plane=e.plane, id=e.image.stem, subject=e.subject,
+                      source="fetal_planes_db", meta=meta)
+
+
+@register_dataset("fetal_planes_db")
+def _open_fpdb(path: str | None, machine: str | None = None, train: int | None = None,
+               **options: Any) -> FetalPlanesDBDataset:
+    if not path:
+        raise InputError("fetal_planes_db: needs a path, e.g. fetal_planes_db:FETAL_PLANES_ZENODO")
+    if options:
+        raise InputError(f"fetal_planes_db: unknown option(s) {', '.join(options)}; known: machine, train, split")
+    return FetalPlanesDBDataset(path, machine=machine, train=train)
