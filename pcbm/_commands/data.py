@@ -72,6 +72,14 @@ def register(app: typer.Typer) -> None:
     else:
         synth.register(data_app)
 
+    try:
+        dicom_cmds = importlib.import_module("pcbm._commands.data_dicom")
+    except ModuleNotFoundError as e:
+        if e.name != "pcbm._commands.data_dicom":
+            raise
+    else:
+        dicom_cmds.register(data_app)
+
 
 def _print_report(c: Console, report: CheckReport) -> None:
     from rich.table import Table

@@ -162,7 +162,8 @@ def _load_builtin() -> None:
     """Import the built-in dataset modules so their ``@register_dataset`` calls run."""
     import importlib
 
-    for mod in ("pcbm.data.hc18", "pcbm.data.fetal_planes_db", "pcbm.data.folder", "pcbm.data.phantom"):
+    for mod in ("pcbm.data.hc18", "pcbm.data.fetal_planes_db", "pcbm.data.folder", "pcbm.data.phantom",
+                "pcbm.data.dicom"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:  # a module not written yet must not break the others
