@@ -1,0 +1,124 @@
+"""The phantom dataset: samples rendered on the fly, deterministic per (seed, index, style, size).
+
+Example:
+    >>> ds = PhantomDataset(n=16, seed=1, style="clinic", size=128)
+    >>> s = ds[3]
+    >>> s.plane, s.image.shape, s.source
+    ('abdomen', (128, 128), 'phantom')
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pcbm.concepts.ontology import PLANE_NAMES, VISUAL_CONCEPT_NAMES, get_plane
+from pcbm.data.base import SampleDataset
+from pcbm.data.phantom.render import Geometry, draw_screen, geometry, render
+from pcbm.data.phantom.scene import breakable, draw_scene, sample_scene
+from pcbm.data.phantom.styles import STYLE_IDS, STYLE_NAMES, TRAIN_STYLES
+from pcbm.data.sample import Sample
+from pcbm.errors import InputError
+
+#: style name that draws each sample's style from the training styles
+MIX = "mix"
+_MIX_ID = 97
+_ATTEMPTS = 6
+
+
+def _derive(masks: dict[str, np.ndarray], image: np.ndarray, spacing: float, fov: np.ndarray) -> dict:
+    from pcbm.concepts.measure import derive_properties
+
+    return derive_properties(masks, image=image, pixel_spacing_mm=spacing, field_of_view=fov)
+
+
+def plan(seed: int, index: int, standard_fraction: float, rng: np.random.Generator) -> tuple[str, str | None]:
+    """(plane, broken criterion or None) of sample ``index``: planes cycle, standardness is drawn."""
+    plane = PLANE_NAMES[index % len(PLANE_NAMES)]
+    if plane == "other" or rng.random() < standard_fraction:
+        return plane, None
+    options = breakable(plane)
+    return plane, str(options[int(rng.integers(len(options)))])
+
+
+def render_scene(params: dict, geom: Geometry, rng: np.random.Generator,
+                 noise: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """Draw and render one scene; returns (image, masks, measured properties)."""
+    cv = draw_scene(params, geom)
+    spacing = cv.spacing_mm
+    img = render(cv.layers, geom, rng, depth_mm=spacing * geom.depth_px, gain_db=params["gain_db"], noise=noise)
+    ga = params["ga"]
+    lines = (geom.style.header, f"GA {int(ga)}w{int((ga % 1) * 7)}d  D {spacing * geom.depth_px / 10:.1f}cm  G{50 + params['gain_db']:.0f}")
+    draw_screen(img, geom, spacing, lines)
+    bool_masks = cv.masks.view(bool)
+    masks = {name: bool_masks[i] for i, name in enumerate(VISUAL_CONCEPT_NAMES)}
+    return img, masks, _derive(masks, img, spacing, geom.fov)
+
+
+def make_sample(seed: int, index: int, style: str = "default", size: int = 256, standard_fraction: float = 0.5,
+                plane: str | None = None, broken: str | None = None) -> Sample:
+    """Render sample ``index`` of the phantom (or a given plane / broken criterion, for tests and figures).
+
+    The scene is re-drawn (up to a few times, from the same seeded stream) until the measured
+    properties agree with what it intended, so the ground truth is honest; the rare leftover
+    disagreement is named in ``meta["mismatch"]``.
+    """
+    style_id = _MIX_ID if style == MIX else STYLE_IDS[style]
+    rng = np.random.default_rng([int(seed), int(index), style_id, int(size)])
+    if plane is None:
+        plane, broken = plan(seed, index, standard_fraction, rng)
+    name = str(TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]) if style == MIX else style
+    geom = geometry(name, int(size))
+    mismatch: list[str] = []
+    for _ in range(_ATTEMPTS):
+        params = sample_scene(plane, broken, geom, rng)
+        img, masks, props = render_scene(params, geom, rng)
+        mismatch = [k for k, v in params["intended"].items() if props.get(k) != v]
+        if not mismatch:
+            break
+    standard, _ = get_plane(plane).check(props)
+    meta = {"style": name, "broken": broken, "gestational_age_weeks": round(params["ga"], 2),
+            "intended": params["intended"]}
+    if mismatch:
+        meta["mismatch"] = mismatch
+    return Sample(
+        image=img, pixel_spacing_mm=float(params["spacing_mm"]), masks=masks, properties=props, plane=plane,
+        standard=bool(standard), id=f"phantom-{seed}-{index}", subject=f"phantom-{seed}-{index}", source="phantom",
+        field_of_view=geom.fov.copy(), meta=meta,
+    )
+
+
+class PhantomDataset(SampleDataset):
+    """Procedural B-mode phantom: ``n`` samples rendered on the fly (no disk).
+
+    Args:
+        n: number of samples.
+        seed: dataset seed; (seed, index, style, size) fixes a sample.
+        style: a scanner style name, or "mix" (each sample one of the training styles).
+        size: image side in pixels.
+        standard_fraction: fraction of standard scenes among the known planes.
+    """
+
+    name = "phantom"
+
+    def __init__(self, n: int = 1000, seed: int = 0, style: str = "default", size: int = 256,
+                 standard_fraction: float = 0.5):
+        if style != MIX and style not in STYLE_NAMES:
+            raise InputError(f"unknown phantom style {style!r}; choose one of {', '.join((*STYLE_NAMES, MIX))}")
+        if int(n) < 1 or int(size) < 32:
+            raise InputError(f"phantom needs n >= 1 and size >= 32, got n={n}, size={size}")
+        if not 0.0 <= float(standard_fraction) <= 1.0:
+            raise InputError(f"standard_fraction must be in [0, 1], got {standard_fraction}")
+        self.n, self.seed, self.style, self.size = int(n), int(seed), style, int(size)
+        self.standard_fraction = float(standard_fraction)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        if not -self.n <= index < self.n:
+            raise IndexError(f"phantom index {index} out of range for n={self.n}")
+        index %= self.n
+        return make_sample(self.seed, index, self.style, self.size, self.standard_fraction)
+
+    def subject_of(self, index: int) -> str:
+        return f"phantom-{self.seed}-{index}"

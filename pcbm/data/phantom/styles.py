@@ -1,0 +1,67 @@
+"""Scanner styles: presets of speckle size, gain, dynamic range, depth and sector shape.
+
+Each style stands for one make of scanner and probe. Training uses the ``TRAIN_STYLES``; the
+``heldout`` style is kept back for domain-shift tests (a different speckle size, a wider sector,
+a harsher dynamic range and a different screen layout).
+
+Example:
+    >>> get_style("clinic").sector_deg
+    70.0
+    >>> "heldout" in STYLE_NAMES and "heldout" not in TRAIN_STYLES
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScannerStyle:
+    """Rendering preset of one (fictional) scanner."""
+
+    name: str
+    sector_deg: float  # full opening angle of the curvilinear sector
+    apex_frac: float  # probe radius (distance from the virtual apex to the skin line) / image size
+    beams_per_px: float  # polar beam count per image pixel (fewer beams = coarser lateral speckle)
+    samples_per_px: float  # polar depth samples per image pixel
+    psf_axial: float  # axial point-spread sigma, in polar samples
+    psf_lateral: float  # lateral point-spread sigma, in beams
+    gain_db: float  # overall gain added before log compression
+    dynamic_range_db: float  # span of the displayed log-compressed range
+    attenuation_db: float  # net brightness loss from the skin line to the deepest sample (after TGC)
+    haze: float  # near-field clutter / reverberation strength
+    texture: float  # strength of the coarse tissue heterogeneity
+    header: str  # fake make/model printed in the screen text band
+    scale_bar_left: bool = True  # grey scale bar on the left (else on the right)
+
+
+_S = ScannerStyle
+STYLES: dict[str, ScannerStyle] = {
+    s.name: s
+    for s in (
+        _S("default", 70.0, 0.22, 0.55, 0.80, 1.0, 1.1, 0.0, 52.0, 6.0, 0.35, 0.35, "PCBM-US  C5-1  OB"),
+        _S("clinic", 70.0, 0.30, 0.45, 0.75, 1.3, 1.4, 2.0, 48.0, 8.0, 0.25, 0.45, "ACME V8  AB2-7  OB/GYN"),
+        _S("portable", 60.0, 0.15, 0.45, 0.65, 1.4, 1.4, 1.0, 46.0, 9.0, 0.45, 0.30, "PocketScan  C3  FETAL"),
+        _S("highres", 76.0, 0.26, 0.70, 0.95, 0.8, 0.9, 1.0, 58.0, 5.0, 0.20, 0.40, "Lumen E10  C2-9  OB2"),
+        _S("heldout", 90.0, 0.10, 0.42, 0.62, 1.5, 1.7, 5.0, 42.0, 10.0, 0.55, 0.55, "Heldout XR  HC-4  OB", False),
+    )
+}
+STYLE_NAMES: tuple[str, ...] = tuple(STYLES)
+TRAIN_STYLES: tuple[str, ...] = ("default", "clinic", "portable", "highres")
+STYLE_IDS: dict[str, int] = {name: i for i, name in enumerate(STYLE_NAMES)}
+
+
+def get_style(name: str) -> ScannerStyle:
+    """Look a style up by name.
+
+    Raises:
+        KeyError: naming the unknown style, the closest known one and the choices.
+    """
+    try:
+        return STYLES[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), STYLE_NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown phantom style {name!r}{hint} known: {', '.join(STYLE_NAMES)}") from None
