@@ -11,3 +11,6 @@ PCBM=.venv/bin/pcbm
 $PCBM --version
 echo "== datasets =="
 $PCBM data summary phantom:n=64,seed=0 hc18:../shared/data/hc18 --out "$OUT/samples.png"
+echo "== the built-in phantom =="
+$PCBM data synth --out "$OUT/phantom_set" --n 400 --seed 1 --contact-sheet "$OUT/phantom_contact_sheet.png"
+$PCBM data check folder:"$OUT/phantom_set" --json "$OUT/phantom_check.json" --no-progress
