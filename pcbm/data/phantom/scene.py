@@ -26,15 +26,22 @@ from pcbm.data.phantom.canvas import Canvas, ellipse_points
 from pcbm.data.phantom.render import Geometry
 
 HEAD_PLANES = ("trans_thalamic", "trans_ventricular", "trans_cerebellar")
-#: criteria a plane's structure needs to be that plane at all: never broken (that scene would be 'other')
-_DEFINING = {"femur_visible", "heart_visible", "cervix_visible"}
+#: criteria a plane needs to be that plane at all: never broken. Without them the scene would be
+#: 'other' (femur, heart, cervix) or could not be told from a sibling plane by its properties alone
+#: (a TT without thalami, a TV without ventricles and a TC without cerebellum all reduce to "CSP only").
+_DEFINING = {
+    "femur_visible", "heart_visible", "cervix_visible",
+    "thalamus_visible", "lateral_ventricle_visible",
+}
+_DEFINING_FOR = {"trans_cerebellar": {"cerebellum_visible"}}
 
 
 def breakable(plane: str) -> tuple[str, ...]:
     """The criteria (property names) a non-standard scene of ``plane`` may break, one at a time."""
     if plane == "other":
         return ()
-    return tuple(c.property for c in get_plane(plane).criteria if c.property not in _DEFINING)
+    keep = _DEFINING | _DEFINING_FOR.get(plane, set())
+    return tuple(c.property for c in get_plane(plane).criteria if c.property not in keep)
 
 
 def _frac_range(broken: str | None, prop: str, ok: tuple[float, float], bad: tuple[float, float]) -> tuple[float, float]:
