@@ -52,6 +52,10 @@ class PCBMOutput:
         standard: (B,) bool — predicted plane is known and all its criteria hold.
         status: per item "standard", "close_to_standard" or "not_a_known_plane".
         missing: per item, the names of the failed criteria of the predicted plane.
+        concept_inputs: (B, P) the exact vector the decision layer read (binary probabilities,
+            continuous values normalised by the image's long side, 0 where not applicable), so that
+            ``decision.linear.weight * concept_inputs`` are exact per-concept contributions. None
+            for the concept-free baseline.
     """
 
     mask_logits: torch.Tensor
@@ -64,6 +68,7 @@ class PCBMOutput:
     standard: torch.Tensor
     status: list[str]
     missing: list[list[str]]
+    concept_inputs: torch.Tensor | None = None
 
     @property
     def plane_index(self) -> torch.Tensor:

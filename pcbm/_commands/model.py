@@ -1,0 +1,139 @@
+"""``pcbm train``, ``pcbm eval``, ``pcbm predict``."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import typer
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    from pcbm.errors import InputError
+
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} expects comma-separated numbers, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        data: list[str] = typer.Option(None, "--data", help="Data spec, repeatable; SPEC@WEIGHT sets its share (e.g. hc18:PATH@2)."),
+        out: Path = typer.Option(..., "--out", help="Run directory to write (model.pt, config.json, metrics.json, logs/)."),
+        config: Path = typer.Option(None, "--config", help="JSON or TOML file of training settings (CLI options win)."),
+        model: str = typer.Option(None, "--model", help="Registered model config: tiny, small, small_mlp, baseline, …"),
+        mode: str = typer.Option(None, "--mode", help="independent, sequential or joint."),
+        epochs: int = typer.Option(None, "--epochs", help="Maximum epochs."),
+        max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+        epoch_size: int = typer.Option(None, "--epoch-size", help="Training draws per epoch (default: all training samples)."),
+        size: int = typer.Option(None, "--size", help="Input size S (square, letterboxed)."),
+        batch_size: int = typer.Option(None, "--batch-size"),
+        lr: float = typer.Option(None, "--lr", help="Peak learning rate (AdamW, one-cycle)."),
+        seed: int = typer.Option(None, "--seed", help="Seed for weights, split and sampling."),
+        workers: int = typer.Option(None, "--workers", help="DataLoader workers (default: CPU count - 1, at most 8)."),
+        accelerator: str = typer.Option(None, "--accelerator", help="auto, cpu or gpu."),
+        precision: str = typer.Option(None, "--precision", help="Lightning precision, e.g. 32-true or bf16-mixed."),
+        max_time_min: float = typer.Option(None, "--max-time-min", help="Stop after this many minutes (safety net)."),
+        refit_decision: int = typer.Option(None, "--refit-decision", help="After training, refit the decision on predicted concepts of N samples per source."),
+        refit_weights: str = typer.Option(None, "--refit-weights", help="Comma-separated per-source sample weights for the refit, e.g. 1,0.1."),
+        no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentations."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    ) -> None:
+        """Train a PCBM (or the concept-free baseline) and write a run directory."""
+        from pcbm.training import TrainConfig, train
+
+        opts = {"data": tuple(data) if data else None, "out": str(out), "model": model, "mode": mode, "epochs": epochs,
+                "max_steps": max_steps, "epoch_size": epoch_size, "size": size, "batch_size": batch_size, "lr": lr,
+                "seed": seed, "workers": workers, "accelerator": accelerator, "precision": precision,
+                "max_time_min": max_time_min, "refit_decision": refit_decision,
+                "refit_weights": _floats(refit_weights, "--refit-weights") if refit_weights else None}
+        if no_augment:
+            opts["augment"] = False
+        if quiet:
+            opts["progress"] = False
+        if config is not None:
+            cfg = TrainConfig.from_file(config, **opts)
+        else:
+            if not data:
+                raise typer.BadParameter("give at least one --data SPEC (e.g. --data phantom)", param_hint="--data")
+            cfg = TrainConfig(**{k: v for k, v in opts.items() if v is not None})
+        run_dir = train(cfg)
+        typer.echo(f"wrote {run_dir}")
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            for spec, m in json.loads(metrics.read_text()).items():
+                short = {k: v for k, v in m.items() if k not in ("plane_confusion", "properties")}
+                typer.echo(f"{spec}: {json.dumps(short)}")
+
+    @app.command("eval")
+    def eval_cmd(
+        run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
+        data: str = typer.Option(..., "--data", help="Data spec, e.g. hc18:PATH?split=val or phantom:n=200,seed=7."),
+        json_out: Path = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+        limit: int = typer.Option(None, "--limit", help="Evaluate only the first N samples."),
+        batch_size: int = typer.Option(8, "--batch-size"),
+        threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+    ) -> None:
+        """Evaluate a model: plane macro-F1 / balanced accuracy, standardness, properties, Dice, HC MAE (mm)."""
+        import torch
+
+        from pcbm._io import write_json
+        from pcbm.data import open_dataset
+        from pcbm.models import load_model
+        from pcbm.training import evaluate
+
+        torch.set_num_threads(threads)
+        model, _ = load_model(run)
+        ds = open_dataset(data)
+        metrics = _jsonable({"model": run, "data": data, **evaluate(model, ds, batch_size=batch_size, limit=limit)})
+        if json_out is not None:
+            write_json(json_out, metrics)
+        short = {k: v for k, v in metrics.items() if k not in ("plane_confusion", "properties")}  # type: ignore[union-attr]
+        typer.echo(json.dumps(short, indent=2))
+
+    @app.command("predict")
+    def predict_cmd(
+        run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
+        images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF)."),
+        pixel_spacing: float = typer.Option(None, "--pixel-spacing", help="mm per pixel (measurements in mm; px without)."),
+        threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+    ) -> None:
+        """Print one JSON object per image: plane, status, properties, measurements, missing criteria."""
+        import torch
+
+        from pcbm.data.io import read_image
+        from pcbm.errors import InputError
+        from pcbm.models import load_model, predict_images
+
+        if pixel_spacing is not None and not pixel_spacing > 0:
+            raise InputError(f"--pixel-spacing must be a positive number of mm per pixel, got {pixel_spacing}")
+        torch.set_num_threads(threads)
+        model, _ = load_model(run)
+        failed = 0
+        for path in images:
+            try:
+                img, _notes = read_image(path)
+                [res] = predict_images(model, [img], pixel_spacing, names=[str(path)])
+            except (InputError, ValueError) as e:
+                failed += 1
+                typer.secho(f"error: {path}: {e}", fg=typer.colors.RED, err=True)
+                continue
+            typer.echo(json.dumps(_jsonable(res)))
+            sys.stdout.flush()
+        if failed:
+            typer.secho(f"{failed} of {len(images)} images failed", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)

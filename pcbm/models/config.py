@@ -1,0 +1,127 @@
+"""Named model configurations: frozen dataclasses in a registry (``get_model_config("small")``).
+
+Example:
+    >>> from pcbm.models.config import get_model_config
+    >>> cfg = get_model_config("tiny")
+    >>> cfg.encoder, cfg.input_size
+    ('tu-resnet10t', 64)
+    >>> get_model_config("small", input_size=192).input_size
+    192
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+_ARCHS = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN", "UPerNet", "Segformer")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str  # registry name (kept in the run's config so a run can be rebuilt)
+    arch: str = "Unet"  # segmentation_models_pytorch architecture class name
+    encoder: str = "tu-resnet18"  # smp encoder name ("resnet18", "mobilenet_v2", "tu-<timm name>", …)
+    encoder_depth: int = 4  # encoder stages used (3–5); fewer = smaller and faster
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16)  # one per encoder stage (Unet family)
+    encoder_weights_path: str | None = None  # optional local state_dict for the encoder (no hub downloads)
+    input_size: int = 256  # side of the square (letterboxed) input, pixels
+    property_cnn_channels: tuple[int, ...] = (16, 32, 64)  # small CNN on the downsampled masks
+    property_cnn_input: int = 64  # masks are average-pooled to this side before the CNN
+    property_hidden: int = 128  # hidden width of the property MLP
+    property_uses_image: bool = True  # image statistics inside the masks / field of view (gain, echogenicity)
+    decision: str = "linear"  # "linear" (each weight is evidence) or "mlp"
+    decision_hidden: int = 64  # hidden width when decision == "mlp"
+    concept_free: bool = False  # True: baseline without concepts (encoder -> plane head directly)
+    min_confidence: float = 0.5  # below this top plane probability the status is "not_a_known_plane"
+    extras: dict[str, Any] = field(default_factory=dict, compare=False)  # free notes, saved with the run
+
+    def __post_init__(self) -> None:
+        if self.arch not in _ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose from {', '.join(_ARCHS)}")
+        if not 3 <= self.encoder_depth <= 5:
+            raise ValueError(f"encoder_depth must be 3..5, got {self.encoder_depth}")
+        if self.arch in ("Unet", "UnetPlusPlus", "MAnet") and len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError(
+                f"decoder_channels {self.decoder_channels} must have encoder_depth={self.encoder_depth} entries"
+            )
+        if self.input_size < 32 or self.input_size % 2 ** self.encoder_depth:
+            raise ValueError(
+                f"input_size must be >= 32 and a multiple of {2 ** self.encoder_depth} "
+                f"(2 ** encoder_depth), got {self.input_size}"
+            )
+        if self.decision not in ("linear", "mlp"):
+            raise ValueError(f"decision must be 'linear' or 'mlp', got {self.decision!r}")
+        if not 0.0 <= self.min_confidence < 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
+        if self.property_cnn_input < 8:
+            raise ValueError(f"property_cnn_input must be >= 8, got {self.property_cnn_input}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["decoder_channels"] = list(self.decoder_channels)
+        d["property_cnn_channels"] = list(self.property_cnn_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}; known: {', '.join(sorted(known))}")
+        d = dict(d)
+        for key in ("decoder_channels", "property_cnn_channels"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+_REGISTRY: dict[str, ModelConfig] = {}
+
+
+def register_model_config(cfg: ModelConfig) -> ModelConfig:
+    """Add a configuration to the registry under ``cfg.name``."""
+    _REGISTRY[cfg.name] = cfg
+    return cfg
+
+
+def list_model_configs() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_model_config(name: str, **overrides: Any) -> ModelConfig:
+    """A registered configuration, optionally with fields replaced (validated again).
+
+    Raises:
+        KeyError: unknown name, with the closest registered one and the list.
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown model config {name!r}{hint} known: {', '.join(_REGISTRY)}")
+    cfg = _REGISTRY[name]
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+# tiny: for tests and smoke runs — 0.4 M parameters, well under a second per batch on CPU.
+register_model_config(
+    ModelConfig(
+        "tiny", encoder="tu-resnet10t", encoder_depth=3, decoder_channels=(16, 8, 8), input_size=64,
+        property_cnn_channels=(8, 16), property_cnn_input=32, property_hidden=32,
+    )
+)
+# tiny_baseline: the concept-free counterpart of tiny.
+register_model_config(
+    ModelConfig(
+        "tiny_baseline", encoder="tu-resnet10t", encoder_depth=3, decoder_channels=(16, 8, 8), input_size=64,
+        concept_free=True,
+    )
+)
+# small: the default — ResNet-18 (4 stages, 3.6 M parameters, ~15 MB) U-Net at 256 px.
+register_model_config(ModelConfig("small"))
+# small_mlp: as small, with a one-hidden-layer MLP decision instead of the linear one.
+register_model_config(ModelConfig("small_mlp", decision="mlp"))
+# baseline: concept-free comparison — the same encoder, a direct plane (+ standardness) head.
+register_model_config(ModelConfig("baseline", concept_free=True))

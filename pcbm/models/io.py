@@ -1,0 +1,91 @@
+"""Saving and loading models: a run directory (``model.pt`` + ``config.json``) or the shipped default.
+
+A run directory is all the other commands need:
+
+    RUN_DIR/model.pt      {"format": 1, "config": ModelConfig dict, "state_dict": …} (no Lightning)
+    RUN_DIR/config.json   the resolved model + training configuration
+    RUN_DIR/metrics.json  validation metrics at the end of training (when trained)
+
+Example:
+    >>> from pcbm.models import load_model
+    >>> model, info = load_model("default")  # doctest: +SKIP
+    >>> info["config"]["model"]["name"]  # doctest: +SKIP
+    'small'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pcbm._io import atomic_path, write_json
+from pcbm.errors import InputError
+from pcbm.models.config import ModelConfig
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "weights"
+MODEL_FILE = "model.pt"
+FORMAT = 1
+
+
+def resolve_run(ref: str | Path) -> Path:
+    """``"default"`` -> the shipped weights folder; anything else -> that run directory (checked)."""
+    path = DEFAULT_DIR if str(ref) == "default" else Path(ref)
+    if path.is_file() and path.name == MODEL_FILE:
+        path = path.parent
+    if not (path / MODEL_FILE).is_file():
+        if str(ref) == "default":
+            raise InputError(f"the default model is missing: {path / MODEL_FILE} (reinstall pcbm or train one)")
+        raise InputError(f"no model in {path}: expected {MODEL_FILE} (a run directory written by `pcbm train`)")
+    return path
+
+
+def save_model(model: nn.Module, run_dir: str | Path, half: bool = False) -> Path:
+    """Write ``model.pt`` (config + weights) atomically. ``half`` stores float tensors as float16."""
+    run_dir = Path(run_dir)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "config": model.config.to_dict(), "state_dict": state}
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        torch.save(payload, tmp)
+    return run_dir / MODEL_FILE
+
+
+def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model for inference.
+
+    Args:
+        ref: "default" (the shipped model) or a run directory written by ``pcbm train``.
+        device: where to put it.
+
+    Returns:
+        (model in eval mode, info) where info holds ``run_dir``, ``config`` (config.json, if any)
+        and ``metrics`` (metrics.json, if any).
+
+    Raises:
+        InputError: no model there, or an unreadable one.
+    """
+    from pcbm.models.pcbm import build_model
+
+    run_dir = resolve_run(ref)
+    try:
+        payload = torch.load(run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+        cfg = ModelConfig.from_dict(payload["config"])
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as e:
+        raise InputError(f"cannot read model {run_dir / MODEL_FILE}: {e}") from None
+    model = build_model(cfg)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    model.load_state_dict(state)
+    model.eval().to(device)
+    info: dict[str, Any] = {"run_dir": str(run_dir)}
+    for key in ("config", "metrics"):
+        p = run_dir / f"{key}.json"
+        info[key] = json.loads(p.read_text()) if p.is_file() else None
+    return model, info
+
+
+def write_run_config(run_dir: str | Path, config: dict[str, Any]) -> None:
+    write_json(Path(run_dir) / "config.json", config)

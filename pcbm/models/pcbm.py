@@ -1,0 +1,277 @@
+"""The PCBM composite (segmenter -> property head -> decision) and the concept-free baseline.
+
+Example:
+    >>> import torch
+    >>> from pcbm.models import Intervention, build_model
+    >>> model = build_model("tiny").eval()
+    >>> out = model(torch.rand(1, 1, 64, 64), Intervention(properties={"cerebellum_visible": 1.0}))
+    >>> out.masks.shape, out.plane_probs.shape, float(out.properties[0, 6])
+    (torch.Size([1, 15, 64, 64]), torch.Size([1, 8]), 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES
+from pcbm.errors import InputError
+from pcbm.models.config import ModelConfig, get_model_config
+from pcbm.models.decision import LinearDecision, MLPDecision, assess
+from pcbm.models.output import Intervention, PCBMOutput
+from pcbm.models.property_head import BINARY_INDEX, CONTINUOUS_INDEX, PropertyHead
+
+N_VISUAL, N_PROPS, N_PLANES = len(VISUAL_CONCEPT_NAMES), len(PROPERTY_CONCEPT_NAMES), len(PLANE_NAMES)
+# the property whose presence makes the rest of its family applicable
+ANCHORS = {"head": "head_visible", "abdomen": "abdomen_visible", "femur": "femur_visible",
+           "thorax": "heart_visible", "cervix": "cervix_visible"}
+_ANCHOR_OF = [
+    None if (c.group == "any" or c.name in ANCHORS.values()) else PROPERTY_CONCEPT_NAMES.index(ANCHORS[c.group])
+    for c in PROPERTY_CONCEPTS
+]
+_CONT = torch.tensor(CONTINUOUS_INDEX)
+_BIN = torch.tensor(BINARY_INDEX)
+
+
+def build_segmenter(cfg: ModelConfig) -> nn.Module:
+    """A segmentation_models_pytorch model: 1 input channel, one output channel per visual concept."""
+    import segmentation_models_pytorch as smp
+
+    kwargs = {"encoder_name": cfg.encoder, "encoder_weights": None, "in_channels": 1, "classes": N_VISUAL,
+              "encoder_depth": cfg.encoder_depth}
+    if cfg.arch in ("Unet", "UnetPlusPlus", "MAnet"):
+        kwargs["decoder_channels"] = cfg.decoder_channels
+    try:
+        model = smp.create_model(cfg.arch, **kwargs)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise ValueError(f"cannot build {cfg.arch} with encoder {cfg.encoder!r}: {e}") from None
+    if cfg.encoder_weights_path:
+        _load_encoder_weights(model.encoder, cfg.encoder_weights_path)
+    return model
+
+
+def _load_encoder_weights(encoder: nn.Module, path: str) -> None:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"encoder weights not found: {p}")
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if len(missing) == len(list(encoder.state_dict())):
+        raise InputError(f"encoder weights {p} match none of the encoder's parameters")
+
+
+def _as_batch(value: float | torch.Tensor | None, b: int, ref: torch.Tensor) -> torch.Tensor:
+    if value is None:
+        return torch.full((b,), math.nan, device=ref.device, dtype=ref.dtype)
+    t = torch.as_tensor(value, dtype=ref.dtype, device=ref.device).reshape(-1)
+    return t.expand(b) if t.numel() == 1 else t
+
+
+class PCBM(nn.Module):
+    """Progressive concept bottleneck model: image -> visual concepts -> property concepts -> plane.
+
+    Submodules: ``segmenter`` (smp model, (B, 1, S, S) in [0, 1] -> (B, V, S, S) logits),
+    ``property_head`` (masks (+ image) -> (B, P) property logits), ``decision`` ((B, P) -> (B, K);
+    for the linear variant ``decision.linear`` is the ``nn.Linear(P, K)``).
+    """
+
+    concept_free = False
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.concept_free:
+            raise ValueError(f"config {cfg.name!r} is concept-free; build it with build_model()")
+        self.config = cfg
+        self.segmenter = build_segmenter(cfg)
+        self.property_head = PropertyHead(cfg.property_cnn_channels, cfg.property_cnn_input, cfg.property_hidden,
+                                          cfg.property_uses_image)
+        self.decision = LinearDecision() if cfg.decision == "linear" else MLPDecision(hidden=cfg.decision_hidden)
+        self.register_buffer("_anchor_mask", torch.tensor([a is not None for a in _ANCHOR_OF]), persistent=False)
+        self.register_buffer("_anchor_idx", torch.tensor([a if a is not None else 0 for a in _ANCHOR_OF]),
+                             persistent=False)
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    # ---- stages --------------------------------------------------------------------------------
+    def forward(
+        self,
+        image: torch.Tensor,
+        intervention: Intervention | None = None,
+        pixel_spacing_mm: float | torch.Tensor | None = None,
+        long_side: float | torch.Tensor | None = None,
+    ) -> PCBMOutput:
+        """Run all three stages.
+
+        Args:
+            image: (B, 1, S, S) in [0, 1] (see :func:`pcbm.data.preprocess.letterbox`).
+            intervention: visual / property corrections; later stages are recomputed from them.
+            pixel_spacing_mm: mm per *original* pixel (scalar or (B,)); continuous properties are NaN
+                without it.
+            long_side: long side of the original image in pixels (scalar or (B,)); defaults to S.
+        """
+        mask_logits = self.segmenter(image)  # (B, V, S, S)
+        return self.from_masks(mask_logits.sigmoid(), image, intervention, pixel_spacing_mm, long_side, mask_logits)
+
+    def from_masks(
+        self,
+        masks: torch.Tensor,
+        image: torch.Tensor,
+        intervention: Intervention | None = None,
+        pixel_spacing_mm: float | torch.Tensor | None = None,
+        long_side: float | torch.Tensor | None = None,
+        mask_logits: torch.Tensor | None = None,
+    ) -> PCBMOutput:
+        """Stages 2–3 from given mask probabilities (B, V, S, S) (e.g. ground truth, or edited)."""
+        b = image.shape[0]
+        if intervention is not None and intervention.visual:
+            masks = self.apply_visual(masks, intervention.visual)
+        property_logits = self.property_head(masks, image)  # (B, P)
+        scale = _as_batch(pixel_spacing_mm, b, image) * _as_batch(
+            long_side if long_side is not None else float(image.shape[-1]), b, image
+        )  # mm per unit of normalised length
+        values = self.property_values(property_logits)
+        if intervention is not None and intervention.properties:
+            values = self.apply_properties(values, intervention.properties, scale)
+        out = self.from_values(values)
+        props = values.clone()
+        props[:, _CONT] = torch.where(
+            out.applicable[:, _CONT], values[:, _CONT] * scale.unsqueeze(1), torch.full_like(values[:, _CONT], math.nan)
+        )
+        if mask_logits is None:
+            mask_logits = torch.logit(masks.clamp(1e-6, 1 - 1e-6))
+        out.mask_logits, out.masks, out.property_logits, out.properties = mask_logits, masks, property_logits, props
+        return out
+
+    def from_values(self, values: torch.Tensor) -> PCBMOutput:
+        """Stage 3 from property values (B, P): binary probabilities, continuous normalised lengths.
+
+        The returned output's mask/property fields are placeholders of the right batch size; the
+        callers above fill them.
+        """
+        x, applicable = self.decision_input(values)
+        plane_logits = self.decision(x)  # (B, K)
+        plane_probs = plane_logits.softmax(1)
+        standard, status, missing = assess(plane_probs, values, self.config.min_confidence)
+        empty = values.new_zeros(values.shape[0], N_VISUAL, 1, 1)
+        return PCBMOutput(empty, empty, values, values, applicable, plane_logits, plane_probs, standard, status,
+                          missing, concept_inputs=x)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def decision_input(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(decision input x, applicable): continuous values zeroed where not applicable (or NaN)."""
+        applicable = self.applicability(values)
+        cont = values[:, _CONT]
+        x = values.clone()
+        x[:, _CONT] = torch.where(applicable[:, _CONT], torch.nan_to_num(cont), torch.zeros_like(cont))
+        return x, applicable
+
+    @staticmethod
+    def property_values(property_logits: torch.Tensor) -> torch.Tensor:
+        """Binary logits -> probabilities; continuous (normalised lengths) unchanged."""
+        v = property_logits.clone()
+        v[:, _BIN] = property_logits[:, _BIN].sigmoid()
+        return v
+
+    def applicability(self, values: torch.Tensor) -> torch.Tensor:
+        """(B, P) bool: False where the property's family anchor (e.g. head_visible) is below 0.5."""
+        anchor_on = values[:, self._anchor_idx] >= 0.5  # (B, P)
+        return torch.where(self._anchor_mask, anchor_on, torch.ones_like(anchor_on))
+
+    @staticmethod
+    def apply_visual(masks: torch.Tensor, visual: dict[str, float | torch.Tensor]) -> torch.Tensor:
+        masks = masks.clone()
+        for name, value in visual.items():
+            if name not in VISUAL_CONCEPT_NAMES:
+                from pcbm.concepts import get_visual_concept
+
+                get_visual_concept(name)  # raises KeyError with a suggestion
+            c = VISUAL_CONCEPT_NAMES.index(name)
+            if isinstance(value, torch.Tensor):
+                v = value.to(masks)
+                if v.dim() == 2:
+                    v = v.unsqueeze(0)
+                if v.shape[-2:] != masks.shape[-2:]:
+                    v = F.interpolate(v.unsqueeze(1), size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+                masks[:, c] = v.expand(masks.shape[0], -1, -1)
+            else:
+                masks[:, c] = float(value)
+        return masks
+
+    @staticmethod
+    def apply_properties(values: torch.Tensor, props: dict[str, float], scale: torch.Tensor) -> torch.Tensor:
+        from pcbm.concepts import get_property_concept
+
+        values = values.clone()
+        for name, value in props.items():
+            concept = get_property_concept(name)  # KeyError with a suggestion for unknown names
+            i = concept.index
+            if concept.binary:
+                values[:, i] = float(value)
+            else:
+                if bool(torch.isnan(scale).any()):
+                    raise ValueError(f"intervening on {name} (mm) needs pixel_spacing_mm")
+                values[:, i] = float(value) / scale
+        return values
+
+
+class BaselineClassifier(nn.Module):
+    """Concept-free baseline: the same encoder, global pooling, a direct plane + standardness head.
+
+    Returns a :class:`PCBMOutput` whose concept fields are NaN (masks (B, V, 1, 1)), applicable all
+    False, and standardness from its own logit.
+    """
+
+    concept_free = True
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        from segmentation_models_pytorch.encoders import get_encoder
+
+        self.config = cfg
+        self.encoder = get_encoder(cfg.encoder, in_channels=1, depth=cfg.encoder_depth, weights=None)
+        if cfg.encoder_weights_path:
+            _load_encoder_weights(self.encoder, cfg.encoder_weights_path)
+        self.head = nn.Linear(self.encoder.out_channels[-1], N_PLANES + 1)
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    def forward(self, image: torch.Tensor, intervention: Intervention | None = None, **_: object) -> PCBMOutput:
+        if intervention:
+            raise ValueError("the concept-free baseline has no concepts to intervene on")
+        feats = self.encoder(image)[-1]  # (B, C, S/2^d, S/2^d)
+        logits = self.head(feats.mean((2, 3)))  # (B, K + 1)
+        plane_logits, std_logit = logits[:, :N_PLANES], logits[:, N_PLANES]
+        probs = plane_logits.softmax(1)
+        conf, idx = probs.max(1)
+        known = (idx != PLANE_NAMES.index("other")) & (conf >= self.config.min_confidence)
+        standard = known & (std_logit > 0)
+        status = ["not_a_known_plane" if not k else "standard" if s else "close_to_standard"
+                  for k, s in zip(known.tolist(), standard.tolist(), strict=True)]
+        b = image.shape[0]
+        nan_m = image.new_full((b, N_VISUAL, 1, 1), math.nan)
+        nan_p = image.new_full((b, N_PROPS), math.nan)
+        out = PCBMOutput(nan_m, nan_m, nan_p, nan_p, torch.zeros(b, N_PROPS, dtype=torch.bool, device=image.device),
+                         plane_logits, probs, standard, status, [[] for _ in range(b)])
+        out.standard_logit = std_logit  # type: ignore[attr-defined]
+        return out
+
+
+def build_model(cfg: ModelConfig | str, **overrides: object) -> PCBM | BaselineClassifier:
+    """Build a model from a config or a registered config name (random init)."""
+    if isinstance(cfg, str):
+        cfg = get_model_config(cfg, **overrides)
+    elif overrides:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, **overrides)
+    model = BaselineClassifier(cfg) if cfg.concept_free else PCBM(cfg)
+    return model.to(memory_format=torch.channels_last)

@@ -1,0 +1,217 @@
+"""Samples -> tensors with label masks, ultrasound augmentations, and the mixing DataModule.
+
+Every batch carries, next to the values, *whether* each value is labelled, so losses and metrics
+skip what a sample lacks:
+
+    image           (B, 1, S, S) float in [0, 1] (letterboxed, see pcbm.data.preprocess)
+    masks           (B, V, S, S) float; mask_labelled (B, V) bool
+    properties      (B, P) float: binary 0/1, continuous normalised by the long side; prop_labelled (B, P)
+    plane           (B,) long, -1 when unlabelled
+    standard        (B,) long, -1 when unlabelled
+    pixel_spacing   (B,) float, NaN when unknown;   long_side (B,) float (original pixels)
+    hc_mm           (B,) float, NaN when unknown
+
+Example:
+    >>> parse_source("hc18:/data/hc18@2")
+    ('hc18:/data/hc18', 2.0)
+    >>> parse_source("phantom:n=100,seed=1")
+    ('phantom:n=100,seed=1', 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
+
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES
+from pcbm.data import Sample, SampleDataset, open_dataset
+from pcbm.data.preprocess import letterbox, letterbox_mask
+
+
+def parse_source(spec: str) -> tuple[str, float]:
+    """Split ``SPEC@WEIGHT`` into (spec, weight); the weight defaults to 1."""
+    head, at, tail = spec.rpartition("@")
+    if at:
+        try:
+            w = float(tail)
+        except ValueError:
+            return spec, 1.0
+        if not w > 0 or not math.isfinite(w):
+            raise ValueError(f"data weight must be a positive number, got {tail!r} in {spec!r}")
+        return head, w
+    return spec, 1.0
+
+
+def complete_properties(sample: Sample) -> dict[str, float | None]:
+    """The sample's property labels, plus those its labelled masks determine (e.g. HC18's
+    head_complete / head_magnified from the head mask), via ``pcbm.concepts.measure.derive_properties``.
+    Labels the dataset gives win."""
+    props = dict(sample.properties)
+    wanted = [c.name for c in PROPERTY_CONCEPTS if c.name not in props and (
+        (c.derived_from and all(v in sample.masks for v in c.derived_from)) or c.name == "gain_adequate")]
+    if sample.masks and wanted:  # derive only what the dataset left out (the phantom labels everything)
+        from pcbm.concepts.measure import derive_properties
+
+        derived = derive_properties(sample.masks, sample.image, sample.pixel_spacing_mm, sample.field_of_view)
+        for k, v in derived.items():
+            props.setdefault(k, v)
+    return props
+
+
+def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None = None) -> dict[str, Any]:
+    """One sample as fixed-size arrays (see the module docstring); ``augment`` is an albumentations
+    transform applied to the letterboxed image and masks together."""
+    image, box = letterbox(sample.image, size)
+    mask_labelled = np.zeros(len(VISUAL_CONCEPT_NAMES), bool)
+    masks = np.zeros((len(VISUAL_CONCEPT_NAMES), size, size), np.float32)
+    for name, m in sample.masks.items():
+        if name in VISUAL_CONCEPT_NAMES:
+            i = VISUAL_CONCEPT_NAMES.index(name)
+            masks[i] = letterbox_mask(m, box)
+            mask_labelled[i] = True
+    if augment is not None:
+        res = augment(image=image, masks=list(masks))
+        image = np.clip(res["image"], 0, 1).astype(np.float32)
+        masks = np.stack(res["masks"]).astype(np.float32)
+    spacing = sample.pixel_spacing_mm
+    props = complete_properties(sample)
+    values = np.zeros(len(PROPERTY_CONCEPT_NAMES), np.float32)
+    labelled = np.zeros(len(PROPERTY_CONCEPT_NAMES), bool)
+    for c in PROPERTY_CONCEPTS:
+        v = props.get(c.name)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if c.binary:
+            values[c.index], labelled[c.index] = float(v >= 0.5), True
+        elif spacing:
+            values[c.index], labelled[c.index] = float(v) / (spacing * box.long_side), True
+    hc = props.get("hc_mm")
+    return {
+        "image": image[None],
+        "masks": masks,
+        "mask_labelled": mask_labelled,
+        "properties": values,
+        "prop_labelled": labelled,
+        "plane": np.int64(PLANE_NAMES.index(sample.plane) if sample.plane in PLANE_NAMES else -1),
+        "standard": np.int64(-1 if sample.standard is None else int(bool(sample.standard))),
+        "pixel_spacing": np.float32(spacing if spacing else math.nan),
+        "long_side": np.float32(box.long_side),
+        "hc_mm": np.float32(hc if hc is not None else math.nan),
+    }
+
+
+def ultrasound_augment(strength: float = 1.0) -> Callable[..., dict]:
+    """Label-preserving augmentations: mild geometry (flip, ±8° rotation, ±5 % scale, ±3 % shift —
+    small, so completeness / angle / magnification labels stay true), gain / contrast / gamma,
+    Gaussian and multiplicative (speckle-like) noise, blur."""
+    import albumentations as A
+
+    s = strength
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(scale=(1 - 0.05 * s, 1 + 0.05 * s), rotate=(-8 * s, 8 * s), translate_percent=(-0.03 * s, 0.03 * s),
+                 interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR, border_mode=cv2.BORDER_CONSTANT,
+                 fill=0, fill_mask=0, p=0.7),
+        A.RandomBrightnessContrast(brightness_limit=0.08 * s, contrast_limit=0.15 * s, p=0.5),
+        A.RandomGamma(gamma_limit=(85, 115), p=0.3),
+        A.OneOf([A.GaussNoise(std_range=(0.01, 0.04)),
+                 A.MultiplicativeNoise(multiplier=(0.85, 1.15), per_channel=False, elementwise=True)], p=0.4),
+        A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2), p=0.2),
+    ])
+
+
+class EncodedDataset(Dataset):
+    """A SampleDataset seen as encoded dicts of arrays (torch Dataset)."""
+
+    def __init__(self, samples: SampleDataset, size: int, augment: Callable[..., dict] | None = None):
+        self.samples, self.size, self.augment = samples, size, augment
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return encode_sample(self.samples[index], self.size, self.augment)
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack encoded samples; the image goes channels_last."""
+    batch = torch.utils.data.default_collate(list(items))
+    batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+    return batch
+
+
+def auto_workers() -> int:
+    """DataLoader workers: one less than the CPU count, at most 8 (1 on a 2-core machine)."""
+    import os
+
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def _lightning() -> Any:
+    import lightning as L
+
+    return L
+
+
+class MixedDataModule(_lightning().LightningDataModule):
+    """Mix data sources with weights; subject-level train/val split of each source.
+
+    Args:
+        sources: data specs, each optionally ``SPEC@WEIGHT`` (e.g. ``hc18:PATH@2``): a source's
+            share of the training draws is proportional to its weight (independent of its size).
+        size: model input side.
+        batch_size, workers: DataLoader settings (workers None = :func:`auto_workers`).
+        val_fraction, seed: the subject-level split (SampleDataset.split_indices).
+        augment: apply :func:`ultrasound_augment` to training batches.
+        epoch_size: training draws per epoch (default: the total number of training samples).
+    """
+
+    def __init__(self, sources: Sequence[str], size: int, batch_size: int = 16, workers: int | None = None,
+                 val_fraction: float = 0.2, seed: int = 0, augment: bool = True, epoch_size: int | None = None):
+        super().__init__()
+        if not sources:
+            raise ValueError("no data: give at least one --data SPEC (e.g. phantom or hc18:PATH)")
+        self.sources = [parse_source(s) for s in sources]
+        self.size, self.batch_size = size, batch_size
+        self.workers = auto_workers() if workers is None else workers
+        self.val_fraction, self.seed, self.augment, self.epoch_size = val_fraction, seed, augment, epoch_size
+        self.train_sets: list[SampleDataset] = []
+        self.val_sets: list[SampleDataset] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_sets:
+            return
+        for spec, _ in self.sources:
+            self.train_sets.append(open_dataset(spec, "train", self.val_fraction, self.seed))
+            try:
+                self.val_sets.append(open_dataset(spec, "val", self.val_fraction, self.seed))
+            except ValueError:  # a tiny source may have no val subject
+                self.val_sets.append(None)  # type: ignore[arg-type]
+        for (spec, _), ds in zip(self.sources, self.train_sets, strict=True):
+            if len(ds) == 0:
+                raise ValueError(f"data {spec!r} has no training samples after the subject split")
+
+    def train_dataloader(self) -> DataLoader:
+        aug = ultrasound_augment() if self.augment else None
+        sets = [EncodedDataset(ds, self.size, aug) for ds in self.train_sets]
+        weights = torch.cat([torch.full((len(ds),), w / len(ds), dtype=torch.double)
+                             for ds, (_, w) in zip(self.train_sets, self.sources, strict=True)])
+        n = self.epoch_size or len(weights)
+        gen = torch.Generator().manual_seed(self.seed)
+        sampler = WeightedRandomSampler(weights, num_samples=n, replacement=True, generator=gen)
+        return DataLoader(ConcatDataset(sets), batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
+                          collate_fn=collate, drop_last=n > self.batch_size, persistent_workers=self.workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self) -> DataLoader:
+        sets = [EncodedDataset(ds, self.size) for ds in self.val_sets if ds is not None and len(ds)]
+        if not sets:
+            sets = [EncodedDataset(self.train_sets[0], self.size)]
+        return DataLoader(ConcatDataset(sets), batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
+                          collate_fn=collate, persistent_workers=self.workers > 0)

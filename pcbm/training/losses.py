@@ -1,0 +1,78 @@
+"""Losses that skip what a sample lacks: every term is averaged over labelled entries only.
+
+A term with no labelled entry in the batch is exactly 0 with no gradient path to the labels, so an
+unlabelled sample contributes nothing.
+
+Example:
+    >>> import torch
+    >>> segmentation_loss(torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4), torch.zeros(2, 3, dtype=torch.bool))
+    tensor(0.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pcbm.models.property_head import BINARY_INDEX, CONTINUOUS_INDEX
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    segmentation: float = 1.0  # BCE + soft Dice over labelled mask channels
+    properties: float = 1.0  # BCE (binary) + L1 (continuous, normalised lengths) over labelled properties
+    plane: float = 1.0  # cross-entropy over labelled planes
+    standard: float = 1.0  # baseline only: BCE on the standard flag
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """Per-pixel BCE + soft Dice, over (item, channel) pairs that are labelled.
+
+    Args:
+        logits, target: (B, V, S, S).
+        labelled: (B, V) bool.
+    """
+    if not bool(labelled.any()):
+        return logits.sum() * 0.0
+    logits, target = logits.float(), target.float()
+    w = labelled.to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((2, 3))  # (B, V)
+    p = logits.sigmoid()
+    inter = (p * target).sum((2, 3))
+    denom = p.sum((2, 3)) + target.sum((2, 3))
+    dice = 1 - (2 * inter + 1.0) / (denom + 1.0)  # (B, V)
+    present = w * (target.sum((2, 3)) > 0).to(w.dtype)  # Dice only where the structure is there: an
+    # empty channel is handled by the BCE, so Dice never rewards predicting nothing for small structures
+    return (bce * w).sum() / w.sum() + (dice * present).sum() / present.sum().clamp_min(1.0)
+
+
+def property_loss(logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    """BCE on labelled binary properties + L1 on labelled continuous (normalised) ones, each averaged."""
+    b_idx, c_idx = BINARY_INDEX, CONTINUOUS_INDEX
+    total = logits.sum() * 0.0
+    lb = labelled[:, b_idx]
+    if bool(lb.any()):
+        bce = F.binary_cross_entropy_with_logits(logits[:, b_idx], target[:, b_idx], reduction="none")
+        total = total + (bce * lb).sum() / lb.sum()
+    lc = labelled[:, c_idx]
+    if bool(lc.any()):
+        l1 = (logits[:, c_idx] - target[:, c_idx]).abs() * 10  # normalised lengths are ~0.1–2
+        total = total + torch.where(lc, l1, torch.zeros_like(l1)).sum() / lc.sum()
+    return total
+
+
+def plane_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over items with a plane label (target -1 = unlabelled)."""
+    if not bool((target >= 0).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, target, ignore_index=-1)
+
+
+def standard_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE over items with a standard label (target -1 = unlabelled)."""
+    keep = target >= 0
+    if not bool(keep.any()):
+        return logit.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logit[keep], target[keep].to(logit.dtype))

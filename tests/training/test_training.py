@@ -1,0 +1,135 @@
+"""Training: partial labels, losses that skip what a sample lacks, fast_dev_run per mode, refit."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from pcbm.concepts import PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.data import Sample, SampleDataset
+from pcbm.models import build_model
+from pcbm.training import TrainConfig, train
+from pcbm.training.data import collate, encode_sample, parse_source, ultrasound_augment
+from pcbm.training.losses import plane_loss, property_loss, segmentation_loss
+from pcbm.training.module import PCBMTrainingModule
+
+
+class ListDataset(SampleDataset):
+    name = "list"
+
+    def __init__(self, samples: list[Sample]):
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
+        return self.samples[i]
+
+
+def _hc18_like(seed: int) -> Sample:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(20, 120, (54, 80), dtype=np.uint8)
+    yy, xx = np.mgrid[:54, :80]
+    head = ((xx - 40) / 25) ** 2 + ((yy - 27) / 18) ** 2 <= 1
+    img[head] = 160
+    return Sample(image=img, pixel_spacing_mm=0.3, masks={"head": head}, properties={"hc_mm": 40.0},
+                  plane="trans_thalamic", id=f"hc{seed}", source="hc18")
+
+
+def _phantom_like(seed: int) -> Sample:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    masks = {n: np.zeros((64, 64), bool) for n in VISUAL_CONCEPT_NAMES}
+    masks["femur"][30:34, 10:50] = True
+    props = {n: 0.0 for n in PROPERTY_CONCEPT_NAMES}
+    props.update(femur_visible=1.0, femur_ends_visible=1.0, femur_horizontal=1.0, femur_magnified=1.0,
+                 gain_adequate=1.0, fl_mm=12.0, hc_mm=None, bpd_mm=None, ofd_mm=None, ac_mm=None)
+    return Sample(image=img, pixel_spacing_mm=0.3, masks=masks, properties=props, plane="femur", standard=True,
+                  id=f"ph{seed}", source="phantom")
+
+
+def _unlabelled(seed: int) -> Sample:
+    return Sample(image=np.random.default_rng(seed).integers(0, 255, (70, 50), dtype=np.uint8), id=f"u{seed}")
+
+
+def test_parse_source() -> None:
+    assert parse_source("hc18:/x@2") == ("hc18:/x", 2.0)
+    assert parse_source("phantom") == ("phantom", 1.0)
+    with pytest.raises(ValueError, match="positive"):
+        parse_source("hc18:/x@-1")
+
+
+def test_encode_partial_labels() -> None:
+    hc = encode_sample(_hc18_like(0), 64, ultrasound_augment())
+    assert hc["mask_labelled"].tolist() == [n == "head" for n in VISUAL_CONCEPT_NAMES]
+    # head_visible / head_complete / head_magnified derived from the head mask; csp etc. unlabelled
+    labelled = {n for n, f in zip(PROPERTY_CONCEPT_NAMES, hc["prop_labelled"], strict=True) if f}
+    assert {"head_visible", "head_complete", "head_magnified", "hc_mm"} <= labelled
+    assert "csp_visible" not in labelled and "femur_visible" not in labelled
+    assert hc["standard"] == -1 and hc["plane"] == 0
+    u = encode_sample(_unlabelled(1), 64)
+    assert not u["mask_labelled"].any() and not u["prop_labelled"].any() and u["plane"] == -1
+
+
+def test_losses_skip_missing_labels() -> None:
+    batch = collate([encode_sample(s, 64) for s in (_hc18_like(0), _phantom_like(1), _unlabelled(2))])
+    module = PCBMTrainingModule(build_model("tiny"), mode="joint")
+    terms, _ = module.losses(batch)
+    assert all(torch.isfinite(v) for v in terms.values())
+    # the unlabelled sample contributes nothing: losses equal those of the two labelled ones
+    only = collate([encode_sample(s, 64) for s in (_hc18_like(0), _phantom_like(1))])
+    module.eval()
+    with torch.no_grad():
+        full, _ = module.losses(batch)
+        part, _ = module.losses(only)
+    for k in full:
+        torch.testing.assert_close(full[k], part[k], atol=1e-5, rtol=1e-4)
+
+
+def test_loss_functions_zero_without_labels() -> None:
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    assert float(segmentation_loss(logits, torch.ones(2, 3, 8, 8), torch.zeros(2, 3, dtype=torch.bool))) == 0.0
+    p = torch.randn(2, len(PROPERTY_CONCEPT_NAMES))
+    assert float(property_loss(p, torch.zeros_like(p), torch.zeros_like(p, dtype=torch.bool))) == 0.0
+    assert float(plane_loss(torch.randn(2, 8), torch.tensor([-1, -1]))) == 0.0
+
+
+@pytest.mark.parametrize("mode", ["independent", "sequential", "joint"])
+def test_fast_dev_run_per_mode(mode: str) -> None:
+    ds = ListDataset([_hc18_like(i) if i % 2 else _phantom_like(i) for i in range(8)])
+    loader = torch.utils.data.DataLoader([encode_sample(s, 64) for s in ds], batch_size=4, collate_fn=collate)
+    module = PCBMTrainingModule(build_model("tiny"), mode=mode)
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, loader, loader)
+
+
+def test_fast_dev_run_baseline() -> None:
+    loader = torch.utils.data.DataLoader([encode_sample(_phantom_like(i), 64) for i in range(4)], batch_size=2,
+                                         collate_fn=collate)
+    trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(PCBMTrainingModule(build_model("tiny_baseline")), loader, loader)
+
+
+def test_bad_mode() -> None:
+    with pytest.raises(ValueError, match="independent"):
+        PCBMTrainingModule(build_model("tiny"), mode="together")
+
+
+@pytest.mark.slow
+def test_train_writes_run_dir(tmp_path) -> None:
+    cfg = TrainConfig(data=("phantom:n=24,size=64",), model="tiny", max_steps=2, batch_size=4, workers=0,
+                      out=str(tmp_path), eval_limit=4, progress=False, refit_decision=8, threads=1)
+    run = train(cfg)
+    assert (run / "model.pt").is_file() and (run / "logs").is_dir()
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["model"]["name"] == "tiny" and conf["train"]["mode"] == "sequential"
+    assert conf["decision_refit"]["n"] > 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "plane_macro_f1" in next(iter(metrics.values()))
