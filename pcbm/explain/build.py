@@ -1,0 +1,350 @@
+"""Build concept reports from a model and images; write a folder of reports with an index.
+
+Example:
+    >>> from pcbm.models import load_model  # doctest: +SKIP
+    >>> model, info = load_model("default")  # doctest: +SKIP
+    >>> report = explain_image(model, "scan.png", info=info, pixel_spacing_mm=0.12)  # doctest: +SKIP
+    >>> report.to_html("scan.html")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import html as _html
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pcbm._io import atomic_open
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane
+from pcbm.errors import InputError
+from pcbm.explain.report import ConceptReport, MeasurementRow, checklist_for
+
+_STRUCTURE_OF = {"hc": "head", "bpd": "head", "ofd": "head", "ac": "abdomen", "fl": "femur", "femur_angle": "femur"}
+_WANTED = {"hc_mm": ("hc",), "bpd_mm": ("bpd",), "ofd_mm": ("ofd",), "ac_mm": ("ac",), "fl_mm": ("fl", "femur_angle")}
+ImageLike = Any  # np.ndarray (H, W) uint8 | pcbm.data.Sample | str | os.PathLike (image or DICOM file)
+
+
+def load_image(image: ImageLike) -> tuple[np.ndarray, str, list[str], float | None, str | None]:
+    """(uint8 image, source name, notes, pixel spacing, spacing source) from an array, a
+    :class:`~pcbm.data.Sample`, an image file or an ultrasound DICOM file (first frame; spacing
+    from its header)."""
+    from pcbm.data.sample import Sample
+
+    if isinstance(image, Sample):
+        src = f"dataset ({image.source or 'sample'})" if image.pixel_spacing_mm else None
+        return image.image, image.id or "sample", list(image.meta.get("notes", [])), image.pixel_spacing_mm, src
+    if isinstance(image, np.ndarray):
+        if image.ndim != 2 or image.dtype != np.uint8:
+            raise InputError(f"image must be a 2-D uint8 array, got shape {image.shape} dtype {image.dtype}")
+        return image, "array", [], None, None
+    from pcbm.data.dicom import is_dicom_file
+
+    if Path(image).is_file() and is_dicom_file(image):
+        from pcbm.data.dicom import read_dicom
+
+        [sample] = read_dicom(image, frames="first")
+        src = sample.meta.get("pixel_spacing_source") or None
+        notes = list(sample.meta.get("notes", []))
+        return sample.image, str(image), notes, sample.pixel_spacing_mm, f"DICOM header ({src})" if src else None
+    from pcbm.data.io import read_image
+
+    img, notes = read_image(image)
+    spacing, source = find_pixel_spacing(image)
+    return img, str(image), notes, spacing, source
+
+
+def find_pixel_spacing(path: str | os.PathLike[str]) -> tuple[float | None, str | None]:
+    """Pixel spacing of an image file from its dataset, when the file sits in a known layout.
+
+    Knows HC18's ``pixel_size_and_hc.csv`` (in the image's folder or its parent). Returns
+    (mm per pixel, source) or (None, None).
+    """
+    p = Path(path)
+    for folder in (p.parent, p.parent.parent):
+        table = folder / "pixel_size_and_hc.csv"
+        if not table.is_file():
+            continue
+        with open(table, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if row.get("filename") == p.name:
+                    try:
+                        return float(row["pixel_size_mm"]), f"dataset ({table.name}, HC18)"
+                    except (KeyError, ValueError):
+                        return None, None
+    return None, None
+
+
+def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
+    """What the report says about the model: name, architecture, run, training data, metrics.
+
+    Reads the run's ``config.json`` as ``pcbm train`` writes it (``train.data``, ``data_sizes``,
+    ``train.mode``) and its ``metrics.json`` (per data spec), and falls back to any ``data`` key.
+    """
+    info = info or {}
+    cfg = getattr(model, "config", None)
+    card: dict[str, Any] = {}
+    if cfg is not None:
+        card["name"] = getattr(cfg, "name", "?")
+        card["architecture"] = (f"{getattr(cfg, 'arch', '?')} / {getattr(cfg, 'encoder', '?')}, "
+                                f"{getattr(cfg, 'decision', '?')} decision, {getattr(cfg, 'input_size', '?')} px input")
+    if info.get("run_dir"):
+        card["run"] = info["run_dir"]
+    conf = info.get("config") or {}
+    trained = _find_data(conf)
+    sizes = conf.get("data_sizes") if isinstance(conf, dict) else None
+    if trained and isinstance(sizes, dict) and sizes:
+        parts = [f"{spec} ({v.get('train', '?')} train / {v.get('val', '?')} val images)"
+                 for spec, v in sizes.items() if isinstance(v, dict)]
+        trained = " + ".join(parts) or trained
+    card["trained_on"] = trained or "not recorded"
+    train = conf.get("train") if isinstance(conf, dict) else None
+    if isinstance(train, dict):
+        for key in ("mode", "epochs"):
+            if key in train:
+                card[f"training_{key}"] = train[key]
+    for key in ("created", "date", "pcbm_version"):
+        if isinstance(conf, dict) and key in conf:
+            card[key] = conf[key]
+    metrics = info.get("metrics") or _read_json(Path(info["run_dir"]) / "train_val_metrics.json" if info.get("run_dir") else None)
+    if isinstance(metrics, dict):
+        shown: dict[str, Any] = {}
+        for k, v in metrics.items():
+            if isinstance(v, dict):  # per data spec
+                per = {m: round(float(x), 3) for m, x in v.items()
+                       if m in _CARD_METRICS and isinstance(x, (int, float)) and not isinstance(x, bool)}
+                if per:
+                    shown[k] = per
+            elif k in _CARD_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool):
+                shown[k] = round(float(v), 3)
+        if shown:
+            card["validation_metrics"] = shown
+    return card
+
+
+def _read_json(path: Path | None) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+_CARD_METRICS = ("plane_macro_f1", "plane_accuracy", "plane_balanced_accuracy", "standard_accuracy",
+                 "concept_accuracy", "dice", "hc_mae_mm")
+
+
+def _find_data(conf: Any, depth: int = 0) -> str | None:
+    if not isinstance(conf, dict) or depth > 3:
+        return None
+    for key in ("trained_on", "data", "train_data", "dataset", "datasets"):
+        v = conf.get(key)
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+            return " + ".join(v)
+        if isinstance(v, dict):
+            for sub in ("spec", "train", "specs"):
+                if isinstance(v.get(sub), (str, list)):
+                    return v[sub] if isinstance(v[sub], str) else " + ".join(map(str, v[sub]))
+    for v in conf.values():
+        found = _find_data(v, depth + 1)
+        if found:
+            return found
+    return None
+
+
+def _measurements(masks: np.ndarray, plane: str, spacing: float | None, notes: list[str]) -> list[MeasurementRow]:
+    from pcbm.concepts.measure import measure
+
+    p = get_plane(plane)
+    keys = [k for m in p.measurements for k in _WANTED[m]] if p.measurements else (
+        list(_STRUCTURE_OF) if not p.known else [])
+    structures = {_STRUCTURE_OF[k] for k in keys}
+    rows = []
+    for s in sorted(structures):
+        m = masks[VISUAL_CONCEPT_NAMES.index(s)] > 0.5
+        if not m.any():
+            continue
+        try:
+            found = measure({s: m}, pixel_spacing_mm=spacing)
+        except ValueError as e:  # a degenerate predicted mask: say so rather than guess
+            notes.append(f"could not measure {s}: {e}")
+            continue
+        rows += [MeasurementRow(k, float(found[k].value), found[k].unit) for k in keys if k in found]
+    order = list(_STRUCTURE_OF)
+    return sorted(rows, key=lambda r: order.index(r.name))
+
+
+def explain_image(
+    model: Any,
+    image: ImageLike,
+    info: dict[str, Any] | None = None,
+    pixel_spacing_mm: float | None = None,
+    spacing_source: str | None = None,
+    intervention: Any = None,
+    heatmap: str | None = "gradcam",
+    top_k: int = 6,
+    source: str | None = None,
+) -> ConceptReport:
+    """The concept report of one image.
+
+    Args:
+        model: a PCBM (from :func:`pcbm.models.load_model`).
+        image: a uint8 (H, W) array, a :class:`~pcbm.data.Sample`, an image file or a DICOM file.
+        info: the model's info (from ``load_model``): the report names the run and its training data.
+        pixel_spacing_mm: mm per pixel (it wins over any other source). When None, the spacing
+            comes from the sample, the DICOM header, or the dataset's table for a file of a known
+            layout (HC18); otherwise lengths are in px.
+        spacing_source: where ``pixel_spacing_mm`` came from (shown in the report).
+        intervention: a :class:`pcbm.models.Intervention` applied before the decision.
+        heatmap: "gradcam", "integrated_gradients", "saliency" or None (no heatmap).
+        top_k: how many contributing concepts to list.
+        source: the name shown for the image (default: the file path).
+    """
+    import torch
+
+    from pcbm.explain.explainers import DecisionExplainer, PixelExplainer
+    from pcbm.models.inference import original_masks, run_model, to_input
+
+    if getattr(model, "concept_free", False):
+        raise ValueError("a concept report needs a concept model (PCBM), not the concept-free baseline")
+    img, name, notes, found, found_source = load_image(image)
+    if pixel_spacing_mm is None:
+        pixel_spacing_mm, spacing_source = found, found_source
+    else:
+        if not (isinstance(pixel_spacing_mm, (int, float)) and 0 < pixel_spacing_mm < 10):
+            raise InputError(f"pixel spacing must be a positive number of mm per pixel, got {pixel_spacing_mm!r}")
+        spacing_source = spacing_source or "given by the caller"
+    out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
+    plane = PLANE_NAMES[int(out.plane_index[0])]
+    masks = original_masks(out, 0, box)  # (V, H, W)
+    props: dict[str, float | None] = {}
+    for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
+        v = float(out.properties[0, i])
+        props[n] = None if (not bool(out.applicable[0, i]) or math.isnan(v)) else round(v, 4)
+    intervened = set(getattr(intervention, "properties", {}) or {})
+    raw = {n: float(out.properties[0, i]) for i, n in enumerate(PROPERTY_CONCEPT_NAMES)}  # what assess() read
+    checklist = checklist_for(plane, raw, intervened)
+    contrib = DecisionExplainer(model).attribute(out.concept_inputs, target=plane)
+    heat, heat_method = None, None
+    if heatmap:
+        x, _ = to_input([img], model.input_size)
+        with torch.enable_grad():
+            attr = PixelExplainer(model, heatmap).attribute(x.contiguous(), target=plane)
+        heat = _crop(attr.heatmap(0), box)
+        heat_method = heatmap
+    return ConceptReport(
+        image=img,
+        masks={n: masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
+        plane=plane,
+        status=out.status[0],
+        confidence=float(out.plane_probs[0].max()),
+        plane_probs={p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[0].tolist(), strict=True)},
+        checklist=checklist,
+        missing=list(out.missing[0]),
+        measurements=_measurements(masks, plane, pixel_spacing_mm, notes),
+        pixel_spacing_mm=pixel_spacing_mm,
+        spacing_source=spacing_source if pixel_spacing_mm else None,
+        contributions=contrib.top(top_k),
+        contribution_method=contrib.method,
+        heatmap=heat,
+        heatmap_method=heat_method,
+        properties=props,
+        model=model_card(model, info),
+        source=source or name,
+        interventions=describe_intervention(intervention),
+        notes=notes,
+    )
+
+
+def _crop(heat: np.ndarray, box: Any) -> np.ndarray:
+    """A model-frame map at the original image's size (the letterbox padding dropped), in [0, 1]."""
+    from pcbm.data.preprocess import unletterbox
+
+    return np.clip(unletterbox(heat.astype(np.float32), box), 0.0, 1.0)
+
+
+def describe_intervention(intervention: Any) -> list[str]:
+    """One line per correction of an :class:`~pcbm.models.Intervention`."""
+    if not intervention:
+        return []
+    lines = []
+    for name, v in intervention.visual.items():
+        if isinstance(v, (int, float)):
+            lines.append(f"{name}: mask erased" if float(v) == 0 else f"{name}: mask set to {float(v):g}")
+        else:
+            lines.append(f"{name}: mask replaced (region edited)")
+    lines += [f"{name} set to {float(v):g}" for name, v in intervention.properties.items()]
+    return lines
+
+
+def write_reports(
+    model: Any,
+    images: Sequence[ImageLike],
+    out_dir: str | os.PathLike[str],
+    info: dict[str, Any] | None = None,
+    pixel_spacing_mm: float | None = None,
+    spacing_source: str | None = None,
+    formats: tuple[str, ...] = ("html", "json"),
+    heatmap: str | None = "gradcam",
+    on_done: Callable[[int, str, ConceptReport], None] | None = None,
+) -> Path:
+    """Write one report per image (``<stem>.html``, ``<stem>.json``, …) and ``index.html``.
+
+    Args:
+        on_done: called as ``on_done(i, stem, report)`` after each image (e.g. to advance a progress bar).
+
+    Returns:
+        The path of ``index.html``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    used: set[str] = set()
+    for i, image in enumerate(images):
+        report = explain_image(model, image, info, pixel_spacing_mm, spacing_source, heatmap=heatmap)
+        stem = _unique(Path(str(image)).stem if not isinstance(image, np.ndarray) else f"image_{i:03d}", used)
+        report.save(out, stem, formats)
+        rows.append((stem, report))
+        if on_done is not None:
+            on_done(i, stem, report)
+    index = out / "index.html"
+    with atomic_open(index, "w", encoding="utf-8") as f:
+        f.write(_index_html(rows, formats))
+    return index
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    s, k = stem, 1
+    while s in used:
+        k += 1
+        s = f"{stem}_{k}"
+    used.add(s)
+    return s
+
+
+def _index_html(rows: list[tuple[str, ConceptReport]], formats: tuple[str, ...]) -> str:
+    e = _html.escape
+    colors = {"standard": "#1f8a4c", "close_to_standard": "#c77c02", "not_a_known_plane": "#6b7280"}
+    link = "html" if "html" in formats else formats[0]
+    trs = "".join(
+        f"<tr><td><a href='{e(stem)}.{link}'>{e(stem)}</a></td><td>{e(r.plane_title)}</td>"
+        f"<td style='color:{colors[r.status]};font-weight:600'>{e(r.status_label)}</td><td>{r.confidence:.0%}</td>"
+        f"<td>{e(', '.join(r.missing) or '—')}</td><td>{e('; '.join(str(m) for m in r.measurements) or '—')}</td></tr>"
+        for stem, r in rows)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pcbm reports</title><style>
+body{{font:16px/1.45 system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1f2933}}main{{max-width:1100px;margin:auto;padding:16px}}
+table{{border-collapse:collapse;width:100%;background:#fff}}th,td{{text-align:left;padding:8px;border-bottom:1px solid #eceff3}}
+th{{font-size:.85em;color:#52606d}}.wrap{{overflow-x:auto}}</style></head>
+<body><main><h1>pcbm concept reports</h1><p>{len(rows)} image(s).</p><div class="wrap"><table>
+<tr><th>image</th><th>plane</th><th>status</th><th>confidence</th><th>missing criteria</th><th>measurements</th></tr>
+{trs}</table></div></main></body></html>
+"""
