@@ -79,6 +79,42 @@ def register(app: typer.Typer) -> None:
                 short = {k: v for k, v in m.items() if k not in ("plane_confusion", "properties")}
                 typer.echo(f"{spec}: {json.dumps(short)}")
 
+    @app.command("refit")
+    def refit_cmd(
+        run: str = typer.Argument(..., help="Run directory, or 'default'."),
+        data: list[str] = typer.Option(..., "--data", help="Data spec, repeatable (plane-labelled samples are used)."),
+        out: Path = typer.Option(..., "--out", help="Run directory to write the refitted model to."),
+        per_source: int = typer.Option(2000, "--per-source", help="Samples drawn from each data source."),
+        weights: str = typer.Option(None, "--weights", help="Per-source sample weights, e.g. 1,0.1 (default 1 each)."),
+        steps: int = typer.Option(500, "--steps", help="Full-batch optimisation steps."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Refit the decision layer on the model's predicted concepts (segmenter and property head frozen)."""
+        import json
+        import shutil
+        import time
+
+        from pcbm._io import write_json
+        from pcbm.data import open_dataset
+        from pcbm.models import load_model, save_model
+        from pcbm.training.refit import refit_decision
+
+        model, info = load_model(run)
+        sw = [float(w) for w in weights.split(",")] if weights else None
+        datasets = [open_dataset(spec, split="train") for spec in data]
+        t0 = time.perf_counter()
+        result = refit_decision(model, datasets, per_source, steps=steps, seed=seed, source_weights=sw)
+        result.update(seconds=round(time.perf_counter() - t0, 1), data=list(data), weights=sw, per_source=per_source,
+                      refitted_from=str(info.get("run_dir", run)))
+        out.mkdir(parents=True, exist_ok=True)
+        src = Path(info["run_dir"])
+        for name in ("config.json", "MODEL_CARD.md", "training_log.csv"):
+            if (src / name).exists() and src.resolve() != out.resolve():
+                shutil.copy2(src / name, out / name)
+        save_model(model, out)
+        write_json(out / "decision_refit.json", result)
+        typer.echo(json.dumps(result))
+
     @app.command("eval")
     def eval_cmd(
         run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
