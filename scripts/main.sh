@@ -14,3 +14,20 @@ $PCBM data summary phantom:n=64,seed=0 hc18:../shared/data/hc18 --out "$OUT/samp
 echo "== the built-in phantom =="
 $PCBM data synth --out "$OUT/phantom_set" --n 400 --seed 1 --contact-sheet "$OUT/phantom_contact_sheet.png"
 $PCBM data check folder:"$OUT/phantom_set" --json "$OUT/phantom_check.json" --no-progress
+echo "== train a small PCBM briefly on the phantom (CPU, a few minutes) =="
+$PCBM train --data "phantom:n=4000,seed=0,style=mix" --model tiny --size 128 --mode sequential \
+  --max-steps ${PCBM_MAIN_STEPS:-300} --batch-size 16 --refit-decision 400 --seed 0 --out "$OUT/run"
+echo "== evaluate it on a held-out phantom seed =="
+$PCBM eval "$OUT/run" --data "phantom:n=200,seed=123,style=mix" --json "$OUT/run/eval_phantom.json"
+echo "== the shipped default model: evaluate on HC18's subject-level validation split, predict =="
+$PCBM eval default --data "hc18:../shared/data/hc18?split=val" --json "$OUT/default_eval_hc18.json"
+$PCBM predict default "$OUT"/phantom_set/images/phantom-1-0.png "$OUT"/phantom_set/images/phantom-1-3.png \
+  | tee "$OUT/predictions.jsonl"
+$PCBM predict default ../shared/data/hc18/images/019_HC.png --pixel-spacing 0.1179 | tee -a "$OUT/predictions.jsonl"
+echo "== explain: concept reports and an intervention =="
+TT=$(awk -F, 'NR>1 && $2=="trans_thalamic" && $3=="1" {print $1; exit}' "$OUT/phantom_set/labels.csv")
+TT_SPACING=$(awk -F, -v img="$TT" 'NR>1 && $1==img {print $4}' "$OUT/phantom_set/labels.csv")
+$PCBM report default "$OUT/phantom_set/images/$TT" --pixel-spacing "$TT_SPACING" --out "$OUT/reports/phantom"
+$PCBM report default ../shared/data/hc18/images/019_HC.png --out "$OUT/reports/hc18"
+$PCBM intervene default "$OUT/phantom_set/images/$TT" --set cerebellum_visible=1
+echo "done: see $OUT/ (samples.png, phantom_contact_sheet.png, reports/*/index.html, predictions.jsonl)"

@@ -141,7 +141,7 @@ PROPERTY_CONCEPTS: tuple[PropertyConcept, ...] = (
     _P("head_symmetric", "binary", "head", ("head", "falx"), "symmetrical plane: the midline echo runs along the long axis and splits the head into equal halves"),
     _P("csp_visible", "binary", "head", ("csp",), "cavum septi pellucidi visible"),
     _P("thalamus_visible", "binary", "head", ("thalamus",), "thalami visible"),
-    _P("cerebellum_visible", "binary", "head", ("cerebellum",), "cerebellar hemispheres visible (must not be, in the trans-thalamic plane)"),
+    _P("cerebellum_visible", "binary", "head", ("cerebellum",), "cerebellar hemispheres visible (required in the trans-cerebellar plane; must not be in the trans-thalamic and trans-ventricular planes)"),
     _P("lateral_ventricle_visible", "binary", "head", ("lateral_ventricle",), "lateral ventricle visible"),
     _P("hc_mm", "continuous", "head", ("head",), "head circumference of the ellipse fitted to the outer skull", "mm"),
     _P("bpd_mm", "continuous", "head", ("head",), "biparietal diameter (ellipse minor axis, outer-outer)", "mm"),
