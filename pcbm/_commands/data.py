@@ -64,21 +64,14 @@ def register(app: typer.Typer) -> None:
             plot_samples(datasets, out, per_dataset=per_dataset)
             console.print(f"wrote {out}")
 
-    try:
-        synth = importlib.import_module("pcbm._commands.data_synth")
-    except ModuleNotFoundError as e:
-        if e.name != "pcbm._commands.data_synth":
-            raise
-    else:
-        synth.register(data_app)
-
-    try:
-        dicom_cmds = importlib.import_module("pcbm._commands.data_dicom")
-    except ModuleNotFoundError as e:
-        if e.name != "pcbm._commands.data_dicom":
-            raise
-    else:
-        dicom_cmds.register(data_app)
+    for name in ("pcbm._commands.data_synth", "pcbm._commands.data_dicom"):  # synth/contact-sheet, etl
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+        else:
+            module.register(data_app)
 
 
 def _print_report(c: Console, report: CheckReport) -> None:

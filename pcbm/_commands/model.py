@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 import typer
 
-
-def _jsonable(obj: object) -> object:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj
+from pcbm._io import jsonable
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -135,7 +126,7 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(threads)
         model, _ = load_model(run)
         ds = open_dataset(data)
-        metrics = _jsonable({"model": run, "data": data, **evaluate(model, ds, batch_size=batch_size, limit=limit)})
+        metrics = jsonable({"model": run, "data": data, **evaluate(model, ds, batch_size=batch_size, limit=limit)})
         if json_out is not None:
             write_json(json_out, metrics)
         short = {k: v for k, v in metrics.items() if k not in ("plane_confusion", "properties")}  # type: ignore[union-attr]
@@ -168,7 +159,7 @@ def register(app: typer.Typer) -> None:
                 failed += 1
                 typer.secho(f"error: {path}: {e}", fg=typer.colors.RED, err=True)
                 continue
-            typer.echo(json.dumps(_jsonable(res)))
+            typer.echo(json.dumps(jsonable(res)))
             sys.stdout.flush()
         if failed:
             typer.secho(f"{failed} of {len(images)} images failed", fg=typer.colors.RED, err=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pcbm._io import atomic_open, atomic_path
+from pcbm._io import atomic_open, atomic_path, jsonable
 from pcbm.concepts import get_plane, get_property_concept
 
 STATUS_LABELS = {
@@ -176,7 +176,7 @@ class ConceptReport:
         return {
             "source": self.source,
             "image_size": [int(w), int(h)],
-            "model": _jsonable(self.model),
+            "model": jsonable(self.model),
             "decision": {"plane": self.plane, "title": self.plane_title, "status": self.status,
                          "confidence": self.confidence, "plane_probs": self.plane_probs},
             "checklist": [r.to_dict() for r in self.checklist],
@@ -199,7 +199,7 @@ class ConceptReport:
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The report as JSON text (NaN written as null); also written to ``path`` when given."""
-        text = json.dumps(_jsonable(self.to_dict()), indent=2)
+        text = json.dumps(jsonable(self.to_dict()), indent=2)
         if path is not None:
             with atomic_open(path, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
@@ -286,21 +286,3 @@ class ConceptReport:
         )
 
 
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types; NaN/inf become None, numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)

@@ -171,24 +171,14 @@ def train(cfg: TrainConfig) -> Path:
     }
     write_run_config(out, resolved)
     if not cfg.fast_dev_run:
-        from pcbm._io import write_json
+        from pcbm._io import jsonable, write_json
         from pcbm.training.evaluate import evaluate
 
         metrics = {}
         for (spec, _), va in zip(dm.sources, dm.val_sets, strict=True):
             if va is not None and len(va):
                 metrics[spec] = evaluate(model, va, limit=cfg.eval_limit)
-        write_json(out / "metrics.json", _jsonable(metrics))
+        write_json(out / "metrics.json", jsonable(metrics))
     return out
 
 
-def _jsonable(obj: Any) -> Any:
-    import math
-
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj
