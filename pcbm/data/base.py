@@ -56,6 +56,27 @@ class SampleDataset(Sequence[Sample]):
         return [i for i in range(len(self)) if _is_val(self.subject_of(i), val_fraction, seed) == want_val]
 
 
+class EntriesDataset(SampleDataset):
+    """A dataset indexed by a list ``self.entries`` of records that each carry a ``subject``.
+
+    Subclasses fill ``self.entries`` in ``__init__`` and build a Sample from ``self.entry(index)``.
+    """
+
+    entries: list
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def subject_of(self, index: int) -> str:
+        return self.entries[index].subject
+
+    def entry(self, index: int):  # noqa: ANN201 - the subclass's record type
+        """The record of sample ``index``; IndexError outside the dataset (so iteration stops)."""
+        if not 0 <= index < len(self.entries):
+            raise IndexError(index)
+        return self.entries[index]
+
+
 def _is_val(subject: str, fraction: float, seed: int) -> bool:
     h = hashlib.sha256(f"{seed}:{subject}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < fraction

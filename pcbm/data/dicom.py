@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from pcbm.data.base import SampleDataset, register_dataset
+from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
 
@@ -351,7 +351,7 @@ class DicomEntry:
     error: str | None = None
 
 
-class DicomDataset(SampleDataset):
+class DicomDataset(EntriesDataset):
     """A folder of ultrasound DICOM files (``dicom:PATH``), de-identified and harmonised.
 
     Options (``dicom:PATH?frames=first&size=512&salt=…``): ``frames`` "all" (default; one sample
@@ -384,16 +384,8 @@ class DicomDataset(SampleDataset):
                 sid = base if n_frames(ds) == 1 else f"{base}_f{k:04d}"
                 self.entries.append(DicomEntry(path, k, sid, base, subject))
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def subject_of(self, index: int) -> str:
-        return self.entries[index].subject
-
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        e = self.entries[index]
+        e = self.entry(index)
         if e.error:
             raise InputError(e.error)
         (s,) = read_dicom(e.image, frames=e.frame, salt=self.salt, sample_id=e.base)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pcbm.data.base import SampleDataset, register_dataset
+from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
@@ -76,7 +76,7 @@ class FPDBEntry:
     line: int
 
 
-class FetalPlanesDBDataset(SampleDataset):
+class FetalPlanesDBDataset(EntriesDataset):
     """FETAL_PLANES_DB (see the module docstring)."""
 
     name = "fetal_planes_db"
@@ -128,16 +128,8 @@ class FetalPlanesDBDataset(SampleDataset):
                                      v.get("Operator", ""), v.get("Train", ""), line))
         return out
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def subject_of(self, index: int) -> str:
-        return self.entries[index].subject
-
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        e = self.entries[index]
+        e = self.entry(index)
         image, notes = read_image(e.image)
         meta: dict[str, Any] = {"path": str(e.image), "csv_line": e.line, "machine": e.machine,
                                 "operator": e.operator, "original_plane": e.original_plane,

@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pcbm.data.base import SampleDataset, register_dataset
+from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image, read_mask
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
@@ -121,7 +121,7 @@ def fill_outline(outline: np.ndarray) -> np.ndarray:
     return filled.astype(bool)
 
 
-class HC18Dataset(SampleDataset):
+class HC18Dataset(EntriesDataset):
     """HC18 in the shared or the official layout (see the module docstring)."""
 
     name = "hc18"
@@ -161,16 +161,8 @@ class HC18Dataset(SampleDataset):
             ann = folder / f"{Path(name).stem}_Annotation.png"
             self.entries.append(HC18Entry(image, ann if ann.exists() else None, True, px, hc, line))
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def subject_of(self, index: int) -> str:
-        return self.entries[index].subject
-
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        e = self.entries[index]
+        e = self.entry(index)
         image, notes = read_image(e.image)
         masks: dict[str, np.ndarray] = {}
         if e.mask is not None:
