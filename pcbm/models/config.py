@@ -19,6 +19,9 @@ from typing import Any
 _ARCHS = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN", "UPerNet", "Segformer")
 
 
+INPUT_NORMS = ("none", "instance")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str  # registry name (kept in the run's config so a run can be rebuilt)
@@ -32,6 +35,9 @@ class ModelConfig:
     property_cnn_input: int = 64  # masks are average-pooled to this side before the CNN
     property_hidden: int = 128  # hidden width of the property MLP
     property_uses_image: bool = True  # image statistics inside the masks / field of view (gain, echogenicity)
+    input_norm: str = "none"  # segmenter / encoder input: "none" (image as is) or "instance" (per-image
+    # zero mean, unit variance, so a too-dark or too-bright frame looks like any other to the segmenter;
+    # the property head still sees the raw image, which is where gain_adequate is judged)
     decision: str = "linear"  # "linear" (each weight is evidence) or "mlp"
     decision_hidden: int = 64  # hidden width when decision == "mlp"
     concept_free: bool = False  # True: baseline without concepts (encoder -> plane head directly)
@@ -47,6 +53,8 @@ class ModelConfig:
             raise ValueError(
                 f"decoder_channels {self.decoder_channels} must have encoder_depth={self.encoder_depth} entries"
             )
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"unknown input_norm {self.input_norm!r}; choose from {', '.join(INPUT_NORMS)}")
         if self.input_size < 32 or self.input_size % 2 ** self.encoder_depth:
             raise ValueError(
                 f"input_size must be >= 32 and a multiple of {2 ** self.encoder_depth} "
@@ -109,19 +117,19 @@ def get_model_config(name: str, **overrides: Any) -> ModelConfig:
 register_model_config(
     ModelConfig(
         "tiny", encoder="tu-resnet10t", encoder_depth=3, decoder_channels=(16, 8, 8), input_size=64,
-        property_cnn_channels=(8, 16), property_cnn_input=32, property_hidden=32,
+        property_cnn_channels=(8, 16), property_cnn_input=32, property_hidden=32, input_norm="instance",
     )
 )
 # tiny_baseline: the concept-free counterpart of tiny.
 register_model_config(
     ModelConfig(
         "tiny_baseline", encoder="tu-resnet10t", encoder_depth=3, decoder_channels=(16, 8, 8), input_size=64,
-        concept_free=True,
+        concept_free=True, input_norm="instance",
     )
 )
 # small: the default — ResNet-18 (4 stages, 3.6 M parameters, ~15 MB) U-Net at 256 px.
-register_model_config(ModelConfig("small"))
+register_model_config(ModelConfig("small", input_norm="instance"))
 # small_mlp: as small, with a one-hidden-layer MLP decision instead of the linear one.
-register_model_config(ModelConfig("small_mlp", decision="mlp"))
+register_model_config(ModelConfig("small_mlp", decision="mlp", input_norm="instance"))
 # baseline: concept-free comparison — the same encoder, a direct plane (+ standardness) head.
-register_model_config(ModelConfig("baseline", concept_free=True))
+register_model_config(ModelConfig("baseline", concept_free=True, input_norm="instance"))

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -54,6 +55,25 @@ def build_segmenter(cfg: ModelConfig) -> nn.Module:
     return model
 
 
+def normalise_input(image: torch.Tensor, mode: str) -> torch.Tensor:
+    """The segmenter's / encoder's view of a (B, 1, S, S) image: as is, or per-image standardised."""
+    if mode == "none":
+        return image
+    mean = image.mean((1, 2, 3), keepdim=True)
+    std = image.std((1, 2, 3), keepdim=True).clamp_min(0.01)
+    return (image - mean) / std
+
+
+def _normalise_hook(mode: str, _module: nn.Module, args: tuple) -> tuple:
+    return (normalise_input(args[0], mode), *args[1:])
+
+
+def attach_input_norm(module: nn.Module, mode: str) -> None:
+    """Normalise ``module``'s first input (a forward pre-hook: the state dict is unchanged)."""
+    if mode != "none":
+        module.register_forward_pre_hook(partial(_normalise_hook, mode))
+
+
 def _load_encoder_weights(encoder: nn.Module, path: str) -> None:
     p = Path(path)
     if not p.is_file():
@@ -88,6 +108,7 @@ class PCBM(nn.Module):
             raise ValueError(f"config {cfg.name!r} is concept-free; build it with build_model()")
         self.config = cfg
         self.segmenter = build_segmenter(cfg)
+        attach_input_norm(self.segmenter, cfg.input_norm)
         self.property_head = PropertyHead(cfg.property_cnn_channels, cfg.property_cnn_input, cfg.property_hidden,
                                           cfg.property_uses_image)
         self.decision = LinearDecision() if cfg.decision == "linear" else MLPDecision(hidden=cfg.decision_hidden)
@@ -238,6 +259,7 @@ class BaselineClassifier(nn.Module):
         self.encoder = get_encoder(cfg.encoder, in_channels=1, depth=cfg.encoder_depth, weights=None)
         if cfg.encoder_weights_path:
             _load_encoder_weights(self.encoder, cfg.encoder_weights_path)
+        attach_input_norm(self.encoder, cfg.input_norm)
         self.head = nn.Linear(self.encoder.out_channels[-1], N_PLANES + 1)
 
     @property

@@ -40,12 +40,49 @@ def plan(seed: int, index: int, standard_fraction: float, rng: np.random.Generat
     return plane, str(options[int(rng.integers(len(options)))])
 
 
+_GAIN_TOLERANCE = {"mean": 1.0, "saturated": 0.04}
+
+
+def _render_at_gain_target(layers: np.ndarray, geom: Geometry, rng: np.random.Generator, depth_mm: float,
+                           params: dict, noise: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """Render a gain-broken scene at the gain whose image hits ``params["gain_target"]``.
+
+    The target is a field-of-view mean (too dark: a few grey levels, yet bone and the brightest
+    echoes still show) or a saturated fraction (too bright: tissue washed out, fluid still dark),
+    both well clear of :mod:`pcbm.concepts.measure`'s gain thresholds. The gain is found by
+    bisection over re-renders of the same speckle, so the anatomy is as visible as that gain allows
+    and no more. Returns (gain_db, image).
+    """
+    from pcbm.concepts.measure import image_gain
+
+    kind, target = params["gain_target"]
+    dr = geom.style.dynamic_range_db
+    lo, hi = (-0.8 * dr, 0.0) if kind == "mean" else (0.0, 1.2 * dr)
+    seed = int(rng.integers(2**63))
+    gain, img = float(params["gain_db"]), None
+    for _ in range(8):
+        img = render(layers, geom, np.random.default_rng(seed), depth_mm=depth_mm, gain_db=gain, noise=noise)
+        g = image_gain(img, geom.fov)
+        value = g.mean if kind == "mean" else g.saturated_fraction
+        if abs(value - target) <= _GAIN_TOLERANCE[kind]:
+            break
+        if value > target:
+            hi = gain
+        else:
+            lo = gain
+        gain = 0.5 * (lo + hi)
+    return gain, img
+
+
 def render_scene(params: dict, geom: Geometry, rng: np.random.Generator,
                  noise: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """Draw and render one scene; returns (image, masks, measured properties)."""
     cv = draw_scene(params, geom)
     spacing = cv.spacing_mm
-    img = render(cv.layers, geom, rng, depth_mm=spacing * geom.depth_px, gain_db=params["gain_db"], noise=noise)
+    if "gain_target" in params:
+        params["gain_db"], img = _render_at_gain_target(cv.layers, geom, rng, spacing * geom.depth_px, params, noise)
+    else:
+        img = render(cv.layers, geom, rng, depth_mm=spacing * geom.depth_px, gain_db=params["gain_db"], noise=noise)
     ga = params["ga"]
     lines = (geom.style.header, f"GA {int(ga)}w{int((ga % 1) * 7)}d  D {spacing * geom.depth_px / 10:.1f}cm  G{50 + params['gain_db']:.0f}")
     draw_screen(img, geom, spacing, lines)

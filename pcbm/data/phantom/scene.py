@@ -327,7 +327,12 @@ def sample_scene(plane: str, broken: str | None, geom: Geometry, rng: np.random.
     p.update(_background(geom, rng))
     p["plane"], p["broken"] = plane, broken
     dr = geom.style.dynamic_range_db
-    p["gain_db"] = float(-0.62 * dr + rng.uniform(-2, 2)) if broken == "gain_adequate" else float(rng.uniform(-2.5, 2.5))
+    if broken == "gain_adequate":  # too dark or too bright, yet the anatomy still shows (see render_scene)
+        low = bool(rng.random() < 0.5)
+        p["gain_db"] = float((-0.3 if low else 0.7) * dr)
+        p["gain_target"] = ("mean", float(rng.uniform(5.5, 8.0))) if low else ("saturated", float(rng.uniform(0.16, 0.35)))
+    else:
+        p["gain_db"] = float(rng.uniform(-2.5, 2.5))
     if plane != "other":
         p["intended"]["gain_adequate"] = float(broken != "gain_adequate")
     return p
