@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Run directory to write (model.pt, config.json, metrics.json, logs/)."),
         config: Path = typer.Option(None, "--config", help="JSON or TOML file of training settings (CLI options win)."),
         model: str = typer.Option(None, "--model", help="Registered model config: tiny, small, small_mlp, baseline, …"),
+        init: str = typer.Option(None, "--init", help="Start from this run's weights (RUN_DIR or default) to fine-tune; its model config is kept."),
         mode: str = typer.Option(None, "--mode", help="independent, sequential or joint."),
         epochs: int = typer.Option(None, "--epochs", help="Maximum epochs."),
         max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
         """Train a PCBM (or the concept-free baseline) and write a run directory."""
         from pcbm.training import TrainConfig, train
 
-        opts = {"data": tuple(data) if data else None, "out": str(out), "model": model, "mode": mode, "epochs": epochs,
+        opts = {"data": tuple(data) if data else None, "out": str(out), "model": model, "init": init, "mode": mode, "epochs": epochs,
                 "max_steps": max_steps, "epoch_size": epoch_size, "size": size, "batch_size": batch_size, "lr": lr,
                 "seed": seed, "workers": workers, "accelerator": accelerator, "precision": precision,
                 "max_time_min": max_time_min, "refit_decision": refit_decision,

@@ -27,6 +27,7 @@ class TrainConfig:
     data: tuple[str, ...] = ("phantom",)  # data specs, each optionally SPEC@WEIGHT
     out: str = "runs/pcbm"  # run directory
     model: str = "small"  # registered model config name
+    init: str | None = None  # start from this run's weights (a run directory or "default"): fine-tuning
     model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
     size: int | None = None  # input size override (ModelConfig.input_size)
     mode: str = "sequential"  # independent | sequential | joint
@@ -96,6 +97,15 @@ def build_from_config(cfg: TrainConfig) -> Any:
     overrides = dict(cfg.model_overrides)
     if cfg.size is not None:
         overrides["input_size"] = cfg.size
+    if cfg.init:
+        from pcbm.models import load_model
+
+        model, _ = load_model(cfg.init)
+        clash = {k: v for k, v in overrides.items() if getattr(model.config, k) != v}
+        if clash:
+            raise InputError(f"--init {cfg.init}: its model config fixes {', '.join(sorted(clash))}; "
+                             f"drop the override (it has {', '.join(f'{k}={getattr(model.config, k)}' for k in sorted(clash))})")
+        return model.train()
     return build_model(get_model_config(cfg.model, **overrides))
 
 

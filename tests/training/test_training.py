@@ -133,3 +133,23 @@ def test_train_writes_run_dir(tmp_path) -> None:
     assert conf["decision_refit"]["n"] > 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert "plane_macro_f1" in next(iter(metrics.values()))
+
+
+def test_init_starts_from_a_run(tmp_path) -> None:
+    from pcbm.errors import InputError
+    from pcbm.models import save_model
+    from pcbm.models.io import write_run_config
+    from pcbm.training.train import build_from_config
+
+    src = build_model("tiny")
+    with torch.no_grad():
+        src.decision.linear.weight.fill_(0.25)
+    save_model(src, tmp_path)
+    write_run_config(tmp_path, {"model": src.config.to_dict()})
+    model = build_from_config(TrainConfig(init=str(tmp_path), model="tiny"))
+    assert model.training
+    assert torch.equal(model.decision.linear.weight, src.decision.linear.weight)
+    fresh = build_from_config(TrainConfig(model="tiny"))
+    assert not torch.equal(fresh.decision.linear.weight, src.decision.linear.weight)
+    with pytest.raises(InputError, match="input_size"):
+        build_from_config(TrainConfig(init=str(tmp_path), size=128))
