@@ -59,6 +59,26 @@ def test_ground_truth_matches_intent(plane, broken, seed, size):
     assert s.meta["broken"] == broken
 
 
+def test_bad_gain_is_too_dark_or_too_bright_yet_the_skull_still_shows():
+    from pcbm.concepts.measure import image_gain
+
+    kinds = set()
+    for i in range(10):
+        s = make_sample(0, i, "default", 256, plane="trans_thalamic", broken="gain_adequate")
+        g = image_gain(s.image, s.field_of_view)
+        assert s.properties["gain_adequate"] == 0.0
+        dark = g.mean < 10
+        assert dark or g.saturated_fraction > 0.1, g
+        kinds.add(dark)
+        fov, head = s.field_of_view, s.masks["head"]
+        skull = head & ~np.pad(head, 3)[6:, 3:-3] | head & ~np.pad(head, 3)[:-6, 3:-3]  # upper/lower rims
+        if dark:  # bone echoes still stand out of the near-black tissue
+            assert s.image[skull & fov].mean() > 2 * s.image[fov & ~head].mean() + 1
+        else:  # tissue washed out, yet the fluid inside the head is not all white
+            assert s.image[head & fov].min() < 200
+    assert kinds == {True, False}  # both directions occur
+
+
 def test_measurements_are_plausible_mm():
     for i, plane in enumerate(("trans_thalamic", "abdomen", "femur")):
         s = make_sample(0, i, "default", 256, plane=plane)
