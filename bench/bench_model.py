@@ -4,6 +4,7 @@ training modes side by side, inference latency. All on CPU with 2 threads.
     python bench/bench_model.py eval default [--hc18 ../shared/data/hc18] [--n 400] [--json out.json]
     python bench/bench_model.py modes runs/modes [--n 300] [--hc18 ../shared/data/hc18]
     python bench/bench_model.py latency default
+    python bench/bench_model.py plot pcbm/models/weights/metrics.json --out bench/default_eval.png
 """
 
 from __future__ import annotations
@@ -95,6 +96,52 @@ def cmd_latency(args: argparse.Namespace) -> dict:
     return res
 
 
+def plot_eval(res: dict, out: str | Path, title: str = "") -> Path:
+    """Confusion matrices (row-normalised) of each phantom evaluation and per-concept Dice, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k, v in res.items() if v.get("plane_confusion") and v.get("standard_accuracy") is not None]
+    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(5.2 * (len(keys) + 1), 5.0), constrained_layout=True)
+    for ax, key in zip(axes, keys, strict=False):
+        conf = res[key]["plane_confusion"]
+        cm = np.asarray(conf["matrix"], float)
+        frac = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+        short = [lab.replace("trans_", "T").replace("thalamic", "T").replace("ventricular", "V").replace("cerebellar", "C")
+                 for lab in conf["labels"]]
+        ax.set_xticks(range(len(short)), short, rotation=45, ha="right")
+        ax.set_yticks(range(len(short)), short)
+        for i in range(len(short)):
+            for j in range(len(short)):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if frac[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{key}\nplane F1 {res[key]['plane_macro_f1']:.3f}, standard acc. {res[key]['standard_accuracy']:.3f}",
+                     fontsize=10)
+    ax = axes[-1]
+    names = list(next(iter(res.values()))["dice"])
+    width = 0.8 / max(len(keys), 1)
+    for k, key in enumerate(keys):
+        d = res[key]["dice"]
+        ax.barh(np.arange(len(names)) + k * width, [d.get(n, np.nan) for n in names], height=width, label=key)
+    ax.set_yticks(np.arange(len(names)) + width * (len(keys) - 1) / 2, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Dice")
+    ax.set_title("segmentation per visual concept", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(keys))
+    if title:
+        fig.suptitle(title)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -109,13 +156,23 @@ def main() -> None:
     lat = sub.add_parser("latency")
     lat.add_argument("run")
     lat.add_argument("--repeat", type=int, default=30)
+    pl = sub.add_parser("plot", help="draw an eval's JSON (confusion matrices, Dice per concept) as a PNG")
+    pl.add_argument("metrics")
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--title", default="")
+    e.add_argument("--plot", default=None, help="also draw the results into this PNG")
     for sp in (e, m, lat):
         sp.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
+    if args.cmd == "plot":
+        print(plot_eval(json.loads(Path(args.metrics).read_text()), args.out, args.title))
+        return
     torch.set_num_threads(2)
     res = {"eval": cmd_eval, "modes": cmd_modes, "latency": cmd_latency}[args.cmd](args)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    if getattr(args, "plot", None):
+        print(plot_eval(res, args.plot, args.run))
 
 
 if __name__ == "__main__":
