@@ -134,7 +134,7 @@ def plot_eval(res: dict, out: str | Path, title: str = "") -> Path:
     ax.set_xlim(0, 1)
     ax.set_xlabel("Dice")
     ax.set_title("segmentation per visual concept", fontsize=10)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(keys))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(keys))
     if title:
         fig.suptitle(title)
     fig.savefig(out, dpi=110)
