@@ -156,3 +156,23 @@ def test_predict_images_json_ready() -> None:
 def test_default_model_loads() -> None:
     model, info = load_model("default")
     assert model.input_size == 256 and not model.concept_free
+
+
+def test_instance_input_norm_makes_the_segmenter_gain_invariant() -> None:
+    from pcbm.models.config import ModelConfig
+
+    x = torch.rand(2, 1, 64, 64)
+    model = build_model("tiny").eval()
+    assert model.config.input_norm == "instance"
+    with torch.no_grad():
+        bright, dark = model(x).mask_logits, model(0.2 * x).mask_logits
+    assert torch.allclose(bright, dark, atol=1e-4)
+    plain = build_model(get_model_config("tiny", input_norm="none")).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(x).mask_logits, plain(0.2 * x).mask_logits, atol=1e-4)
+    # a run directory written before the option existed loads as it was trained: no normalisation
+    old = get_model_config("tiny").to_dict()
+    del old["input_norm"]
+    assert ModelConfig.from_dict(old).input_norm == "none"
+    with pytest.raises(ValueError, match="input_norm"):
+        get_model_config("tiny", input_norm="percentile")
