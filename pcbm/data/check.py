@@ -127,6 +127,13 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _without_where(message: str, where: str) -> str:
+    """The message without the path it is already reported under ("cannot read image X: empty" -> "cannot read image: empty")."""
+    if not where or where not in message:
+        return message
+    return message.replace(f" {where}", "").replace(where, "").strip() or message
+
+
 def _where(ds: SampleDataset, index: int) -> str:
     """The file a sample comes from, without decoding it (best effort)."""
     base, i = (ds.base, ds.indices[index]) if isinstance(ds, Subset) else (ds, index)
@@ -231,14 +238,14 @@ def check_dataset(spec: str | SampleDataset, progress: bool = True) -> CheckRepo
         try:
             s = ds[i]
         except (InputError, ValueError, TypeError, OSError) as e:
-            report.problems.append(Problem("error", where, str(e)))
+            report.problems.append(Problem("error", where, _without_where(str(e), where)))
             continue
         report.n_read += 1
         ids[s.id] += 1
         try:
             _check_sample(s, where, report)
         except (ValueError, KeyError) as e:
-            report.problems.append(Problem("error", where, str(e.args[0] if isinstance(e, KeyError) else e)))
+            report.problems.append(Problem("error", where, _without_where(str(e.args[0] if isinstance(e, KeyError) else e), where)))
     for sid, n in ids.items():
         if n > 1:
             report.problems.append(Problem("warning", sid, f"{n} samples share the id {sid!r}"))

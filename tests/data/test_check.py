@@ -41,6 +41,7 @@ def test_problems_are_per_file(tmp_path) -> None:
     r = check_dataset(f"folder:{root}", progress=False)
     assert not r.ok and r.n_read == 1 and len(r.errors) == 2
     assert any("s0.png" in p.where and "corrupt" in p.message for p in r.errors)
+    assert all(p.where not in p.message for p in r.errors)  # the path is said once, not twice
     assert any("s1.png" in p.message and "size" in p.message for p in r.errors)
     assert any("extra.png" in p.where for p in r.warnings)
 
