@@ -22,6 +22,8 @@ def register(data_app: typer.Typer) -> None:
         date_shift_days: int = typer.Option(None, "--date-shift-days",
                                             help="Shift header dates by N days instead of removing them."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        opaque_ids: bool = typer.Option(False, "--opaque-ids", help="Name images by a salted hash of the source "
+                                        "path and keep no source path in manifest.csv (paths can carry names)."),
     ) -> None:
         """De-identify (PS3.15 basic profile), mask burned-in text, crop to the sector and write the
         folder format with manifest.csv (source and PNG SHA-256 per image).
@@ -37,7 +39,7 @@ def register(data_app: typer.Typer) -> None:
             raise InputError(f"--frames must be 'all' or 'first', got {frames!r}")
         console = Console(width=140)
         result = run_etl(src, out, size=size, frames=frames, salt=salt, date_shift_days=date_shift_days,
-                         progress=progress)
+                         progress=progress, opaque_ids=opaque_ids)
         spaced = sum(1 for r in result.rows if r["pixel_spacing_mm"])
         if result.rows:
             console.print(f"wrote {result.n_images} images from {result.n_files - len(result.failures)} of "

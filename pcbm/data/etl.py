@@ -13,7 +13,9 @@ spacing.
 :func:`pcbm.data.folder.write_folder`, and writes ``manifest.csv`` (atomically) with, per image:
 the source file relative to the source folder, the source's and the PNG's SHA-256, the frame, the
 spacing and its source, the field-of-view source, the crop box and scale. A file that fails is
-reported and the others go on.
+reported and the others go on. File and folder names can carry patient names: with ``opaque_ids``
+the images are named by a salted hash of the source path and the manifest keeps no source path
+(its ``source_sha256`` still ties each image to its file for whoever holds the originals).
 
 Example:
     >>> result = run_etl("dicoms/", "my_data", size=512, frames="first")  # doctest: +SKIP
@@ -170,7 +172,7 @@ class EtlResult:
 
 def run_etl(src: str | os.PathLike[str], out: str | os.PathLike[str], size: int | None = None,
             frames: str = "all", salt: str = "", date_shift_days: int | None = None,
-            progress: bool = True) -> EtlResult:
+            progress: bool = True, opaque_ids: bool = False) -> EtlResult:
     """Convert every DICOM file under ``src`` into the folder format at ``out`` (see module docstring).
 
     Args:
@@ -181,6 +183,8 @@ def run_etl(src: str | os.PathLike[str], out: str | os.PathLike[str], size: int 
         salt: secret for patient pseudonyms and UIDs (see :mod:`pcbm.data.deid`).
         date_shift_days: shift header dates instead of removing them.
         progress: show a progress bar over the files.
+        opaque_ids: name images ``us_<hash>`` (salted SHA-256 of the source path) instead of after the
+            path, and leave the manifest's ``source`` column empty.
 
     Raises:
         InputError: ``src`` missing or holding no DICOM files, or a bad option. Per-file problems
@@ -201,7 +205,7 @@ def run_etl(src: str | os.PathLike[str], out: str | os.PathLike[str], size: int 
         raise InputError(f"no DICOM files in {src} (looked for the 'DICM' marker and .dcm/.dicom files)")
     result = EtlResult(out=out, n_files=len(files))
     pending: list[dict[str, Any]] = []
-    stream = _convert(files, src, size, frames, salt, date_shift_days, result, pending, progress)
+    stream = _convert(files, src, size, frames, salt, date_shift_days, result, pending, progress, opaque_ids)
     first = next(stream, None)
     if first is None:
         return result
@@ -213,8 +217,13 @@ def run_etl(src: str | os.PathLike[str], out: str | os.PathLike[str], size: int 
     return result
 
 
+def _opaque_id(rel: str, salt: str) -> str:
+    return "us_" + hashlib.sha256(f"{salt}\0{rel}".encode()).hexdigest()[:16]
+
+
 def _convert(files: list[Path], src: Path, size: int | None, frames: str, salt: str, date_shift_days: int | None,
-             result: EtlResult, rows: list[dict[str, Any]], progress: bool) -> Iterator[Sample]:
+             result: EtlResult, rows: list[dict[str, Any]], progress: bool,
+             opaque_ids: bool = False) -> Iterator[Sample]:
     from rich.progress import track
 
     from pcbm.data.dicom import read_dicom, sample_id_for, unique_id
@@ -225,7 +234,8 @@ def _convert(files: list[Path], src: Path, size: int | None, frames: str, salt: 
         rel = path.relative_to(src).as_posix()
         try:
             raw = read_dicom(path, frames=frames, salt=salt, date_shift_days=date_shift_days,
-                             sample_id=unique_id(sample_id_for(path, src), seen))
+                             sample_id=unique_id(_opaque_id(rel, salt) if opaque_ids else sample_id_for(path, src),
+                                                 seen))
             fov = cine_field_of_view(raw)
             samples = [harmonise(s, size=size, fov=fov) for s in raw]
             source_hash = sha256_file(path)
@@ -238,7 +248,7 @@ def _convert(files: list[Path], src: Path, size: int | None, frames: str, salt: 
         for s in samples:
             m = s.meta
             rows.append({
-                "image": f"{s.id}.png", "source": rel, "frame": m["frame"], "n_frames": m["n_frames"],
+                "image": f"{s.id}.png", "source": "" if opaque_ids else rel, "frame": m["frame"], "n_frames": m["n_frames"],
                 "source_sha256": source_hash, "png_sha256": "", "width": s.image.shape[1], "height": s.image.shape[0],
                 "pixel_spacing_mm": "" if s.pixel_spacing_mm is None else f"{s.pixel_spacing_mm:.6g}",
                 "pixel_spacing_source": m.get("pixel_spacing_source", ""), "fov_source": m.get("fov_source", ""),

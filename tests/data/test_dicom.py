@@ -217,6 +217,28 @@ def test_etl_cli_writes_deidentified_folder_with_manifest(tmp_path):
     assert report.ok and report.n_read == 4 and report.with_spacing == 4
 
 
+def test_etl_opaque_ids_keep_patient_names_in_paths_out(tmp_path):
+    src = tmp_path / "src"
+    make_dicom(src / "DOE_JOHN" / "scan.dcm")
+    make_dicom(src / "DOE_JOHN" / "scan2.dcm")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["data", "etl", str(src), "--out", str(out), "--no-progress", "--opaque-ids",
+                                 "--salt", "s3cret"])
+    assert r.exit_code == 0, r.output
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 2 and all(row["source"] == "" for row in rows)
+    assert len({row["image"] for row in rows}) == 2 and all(row["image"].startswith("us_") for row in rows)
+    assert {row["source_sha256"] for row in rows} == {_sha(src / "DOE_JOHN" / n) for n in ("scan.dcm", "scan2.dcm")}
+    for f in out.rglob("*"):
+        assert "DOE" not in f.name
+        if f.is_file():
+            assert b"DOE" not in f.read_bytes()
+    again = run_etl(src, tmp_path / "out2", salt="s3cret", progress=False, opaque_ids=True)
+    assert [row["image"] for row in again.rows] == [row["image"] for row in rows]  # stable for a salt
+    other = run_etl(src, tmp_path / "out3", salt="other", progress=False, opaque_ids=True)
+    assert {row["image"] for row in other.rows}.isdisjoint(row["image"] for row in rows)
+
+
 def test_etl_all_failing_writes_nothing(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
