@@ -157,34 +157,14 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert m.groups() == ("2", "true", "0")
 
 
-def _write_dicom(path: Path, pixels: np.ndarray, spacing_mm: float) -> Path:
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientName, ds.PatientID = "US", "DOE^JANE", "P123"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
-    ds.PixelSpacing = [spacing_mm, spacing_mm]
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    assert pydicom.dcmread(path).PixelSpacing[0] == spacing_mm
-    return path
-
-
 def test_report_from_dicom_takes_spacing_from_header(tiny_model, small_image, tmp_path):
-    path = _write_dicom(tmp_path / "scan.dcm", small_image, 0.25)
+    pytest.importorskip("pydicom")
+    from dicom_helpers import PID, make_dicom
+
+    path = make_dicom(tmp_path / "scan.dcm", small_image, region_cm=None, pixel_spacing=[0.25, 0.25])
     r = explain_image(tiny_model, path, heatmap=None)
     assert r.pixel_spacing_mm == pytest.approx(0.25) and r.spacing_source.startswith("DICOM header")
-    assert "DOE" not in r.to_html() and "P123" not in r.to_json()
+    assert "DOE" not in r.to_html() and PID not in r.to_json()
     r2 = explain_image(tiny_model, path, pixel_spacing_mm=0.5, spacing_source="--pixel-spacing flag", heatmap=None)
     assert r2.pixel_spacing_mm == 0.5 and r2.spacing_source == "--pixel-spacing flag"
 
