@@ -120,3 +120,36 @@ def test_bad_options_are_input_errors():
         PhantomDataset(standard_fraction=2)
     with pytest.raises(ValueError, match="cannot break"):
         make_sample(0, 0, plane="femur", broken="csp_visible")
+
+
+def test_plane_subset_cycles_only_those_planes_and_leaves_the_full_stream_alone():
+    head = open_dataset("phantom:n=9,seed=2,size=64,planes=head")
+    assert [s.plane for s in head][:3] == ["trans_thalamic", "trans_ventricular", "trans_cerebellar"]
+    assert {s.plane for s in head} == {"trans_thalamic", "trans_ventricular", "trans_cerebellar"}
+    two = PhantomDataset(n=6, seed=2, size=64, planes="femur+abdomen")
+    assert [s.plane for s in two] == ["femur", "abdomen"] * 3
+    # no planes= (or all of them) renders exactly what it rendered before the option existed
+    full, also = PhantomDataset(n=3, seed=2, size=64), PhantomDataset(n=3, seed=2, size=64, planes="all")
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(full, also, strict=True))
+    assert np.array_equal(full[1].image, make_sample(2, 1, "default", 64).image)
+    with pytest.raises(InputError, match="unknown plane 'brain'.*trans_thalamic"):
+        PhantomDataset(planes="head+brain")
+
+
+def test_random_style_draws_a_new_scanner_per_scene_within_its_stated_ranges():
+    from pcbm.data.phantom.styles import STYLES, TRAIN_STYLES, random_style, random_style_ranges
+
+    ranges = random_style_ranges()
+    train = [STYLES[n] for n in TRAIN_STYLES]
+    for key, (lo, hi) in ranges.items():  # widened beyond every training preset, never narrower
+        assert lo <= min(getattr(s, key) for s in train) and hi >= max(getattr(s, key) for s in train), key
+    rng = np.random.default_rng(0)
+    drawn = [random_style(rng) for _ in range(50)]
+    assert all(lo <= getattr(s, k) <= hi for s in drawn for k, (lo, hi) in ranges.items())
+    assert len({s.sector_deg for s in drawn}) == 50
+    ds = PhantomDataset(n=6, seed=4, size=96, style="random")
+    samples = list(ds)
+    assert {s.meta["style"] for s in samples} == {"random"}
+    assert len({int(s.field_of_view.sum()) for s in samples}) == 6  # every scene its own sector
+    assert all("mismatch" not in s.meta for s in samples)
+    assert np.array_equal(ds[2].image, PhantomDataset(n=6, seed=4, size=96, style="random")[2].image)

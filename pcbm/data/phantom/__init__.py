@@ -10,17 +10,18 @@ Example:
 from __future__ import annotations
 
 from pcbm.data.base import register_dataset
-from pcbm.data.phantom.dataset import MIX, PhantomDataset, make_sample
+from pcbm.data.phantom.dataset import MIX, PLANE_GROUPS, RANDOM, PhantomDataset, make_sample
 from pcbm.data.phantom.scene import breakable
-from pcbm.data.phantom.styles import STYLE_NAMES, TRAIN_STYLES, ScannerStyle, get_style
+from pcbm.data.phantom.styles import STYLE_NAMES, TRAIN_STYLES, ScannerStyle, get_style, random_style
 from pcbm.data.phantom.sweep import sweep
 
-__all__ = ["MIX", "STYLE_NAMES", "TRAIN_STYLES", "PhantomDataset", "ScannerStyle", "breakable", "get_style",
-           "make_sample", "phantom", "sweep"]
+__all__ = ["MIX", "PLANE_GROUPS", "RANDOM", "STYLE_NAMES", "TRAIN_STYLES", "PhantomDataset", "ScannerStyle",
+           "breakable", "get_style", "make_sample", "phantom", "random_style", "sweep"]
 
 
 @register_dataset("phantom")
 def phantom(path: str | None = None, n: int = 1000, seed: int = 0, style: str = "default", size: int = 256,
-            standard_fraction: float = 0.5) -> PhantomDataset:
-    """Dataset factory for the spec ``phantom:n=…,seed=…,style=…,size=…,standard_fraction=…``."""
-    return PhantomDataset(n=n, seed=seed, style=str(style), size=size, standard_fraction=standard_fraction)
+            standard_fraction: float = 0.5, planes: str | None = None) -> PhantomDataset:
+    """Dataset factory for the spec ``phantom:n=…,seed=…,style=…,size=…,standard_fraction=…,planes=…``."""
+    return PhantomDataset(n=n, seed=seed, style=str(style), size=size, standard_fraction=standard_fraction,
+                          planes=planes)

@@ -15,13 +15,18 @@ from pcbm.concepts.ontology import PLANE_NAMES, VISUAL_CONCEPT_NAMES, get_plane
 from pcbm.data.base import SampleDataset
 from pcbm.data.phantom.render import Geometry, draw_screen, geometry, render
 from pcbm.data.phantom.scene import breakable, draw_scene, sample_scene
-from pcbm.data.phantom.styles import STYLE_IDS, STYLE_NAMES, TRAIN_STYLES
+from pcbm.data.phantom.styles import STYLE_IDS, STYLE_NAMES, TRAIN_STYLES, random_style
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
 
 #: style name that draws each sample's style from the training styles
 MIX = "mix"
+#: style name that draws a new scanner for each sample (:func:`~pcbm.data.phantom.styles.random_style`)
+RANDOM = "random"
 _MIX_ID = 97
+_RANDOM_ID = 98
+#: plane groups accepted by ``planes=`` besides single plane names
+PLANE_GROUPS = {"head": ("trans_thalamic", "trans_ventricular", "trans_cerebellar")}
 _ATTEMPTS = 6
 
 
@@ -31,9 +36,31 @@ def _derive(masks: dict[str, np.ndarray], image: np.ndarray, spacing: float, fov
     return derive_properties(masks, image=image, pixel_spacing_mm=spacing, field_of_view=fov)
 
 
-def plan(seed: int, index: int, standard_fraction: float, rng: np.random.Generator) -> tuple[str, str | None]:
+def parse_planes(planes: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Planes named by ``planes=`` ("+"-separated plane names or groups such as "head"); None = all.
+
+    Raises:
+        InputError: naming an unknown plane or group and the choices.
+    """
+    if planes is None or planes == "" or planes == "all":
+        return PLANE_NAMES
+    items = planes.split("+") if isinstance(planes, str) else list(planes)
+    out: list[str] = []
+    for item in (str(i).strip() for i in items):
+        group = PLANE_GROUPS.get(item, (item,))
+        for p in group:
+            if p not in PLANE_NAMES:
+                raise InputError(f"unknown plane {item!r} in planes={planes!r}; choose from "
+                                 f"{', '.join((*PLANE_NAMES, *PLANE_GROUPS))}, joined by '+'")
+            if p not in out:
+                out.append(p)
+    return tuple(out)
+
+
+def plan(seed: int, index: int, standard_fraction: float, rng: np.random.Generator,
+         planes: tuple[str, ...] = PLANE_NAMES) -> tuple[str, str | None]:
     """(plane, broken criterion or None) of sample ``index``: planes cycle, standardness is drawn."""
-    plane = PLANE_NAMES[index % len(PLANE_NAMES)]
+    plane = planes[index % len(planes)]
     if plane == "other" or rng.random() < standard_fraction:
         return plane, None
     options = breakable(plane)
@@ -92,19 +119,27 @@ def render_scene(params: dict, geom: Geometry, rng: np.random.Generator,
 
 
 def make_sample(seed: int, index: int, style: str = "default", size: int = 256, standard_fraction: float = 0.5,
-                plane: str | None = None, broken: str | None = None) -> Sample:
+                plane: str | None = None, broken: str | None = None,
+                planes: tuple[str, ...] = PLANE_NAMES) -> Sample:
     """Render sample ``index`` of the phantom (or a given plane / broken criterion, for tests and figures).
 
     The scene is re-drawn (up to a few times, from the same seeded stream) until the measured
     properties agree with what it intended, so the ground truth is honest; the rare leftover
     disagreement is named in ``meta["mismatch"]``.
     """
-    style_id = _MIX_ID if style == MIX else STYLE_IDS[style]
-    rng = np.random.default_rng([int(seed), int(index), style_id, int(size)])
+    style_id = {MIX: _MIX_ID, RANDOM: _RANDOM_ID}.get(style) or STYLE_IDS[style]
+    key = [int(seed), int(index), style_id, int(size)]
+    if tuple(planes) != PLANE_NAMES:  # a plane subset is its own stream; the full set keeps the old one
+        key.append(sum((PLANE_NAMES.index(p) + 1) << (4 * i) for i, p in enumerate(planes)))
+    rng = np.random.default_rng(key)
     if plane is None:
-        plane, broken = plan(seed, index, standard_fraction, rng)
-    name = str(TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]) if style == MIX else style
-    geom = geometry(name, int(size))
+        plane, broken = plan(seed, index, standard_fraction, rng, tuple(planes))
+    if style == RANDOM:
+        preset = random_style(rng)
+        name, geom = RANDOM, geometry(preset, int(size))
+    else:
+        name = str(TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]) if style == MIX else style
+        geom = geometry(name, int(size))
     mismatch: list[str] = []
     for _ in range(_ATTEMPTS):
         params = sample_scene(plane, broken, geom, rng)
@@ -130,23 +165,27 @@ class PhantomDataset(SampleDataset):
     Args:
         n: number of samples.
         seed: dataset seed; (seed, index, style, size) fixes a sample.
-        style: a scanner style name, or "mix" (each sample one of the training styles).
+        style: a scanner style name, "mix" (each sample one of the training styles) or "random"
+            (each sample a new scanner, see :func:`~pcbm.data.phantom.styles.random_style`).
         size: image side in pixels.
         standard_fraction: fraction of standard scenes among the known planes.
+        planes: only these planes, cycled ("+"-separated names or groups, e.g. "head" or
+            "abdomen+femur"); default all.
     """
 
     name = "phantom"
 
     def __init__(self, n: int = 1000, seed: int = 0, style: str = "default", size: int = 256,
-                 standard_fraction: float = 0.5):
-        if style != MIX and style not in STYLE_NAMES:
-            raise InputError(f"unknown phantom style {style!r}; choose one of {', '.join((*STYLE_NAMES, MIX))}")
+                 standard_fraction: float = 0.5, planes: str | tuple[str, ...] | None = None):
+        if style not in (MIX, RANDOM) and style not in STYLE_NAMES:
+            raise InputError(f"unknown phantom style {style!r}; choose one of {', '.join((*STYLE_NAMES, MIX, RANDOM))}")
         if int(n) < 1 or int(size) < 32:
             raise InputError(f"phantom needs n >= 1 and size >= 32, got n={n}, size={size}")
         if not 0.0 <= float(standard_fraction) <= 1.0:
             raise InputError(f"standard_fraction must be in [0, 1], got {standard_fraction}")
         self.n, self.seed, self.style, self.size = int(n), int(seed), style, int(size)
         self.standard_fraction = float(standard_fraction)
+        self.planes = parse_planes(planes)
 
     def __len__(self) -> int:
         return self.n
@@ -155,7 +194,7 @@ class PhantomDataset(SampleDataset):
         if not -self.n <= index < self.n:
             raise IndexError(f"phantom index {index} out of range for n={self.n}")
         index %= self.n
-        return make_sample(self.seed, index, self.style, self.size, self.standard_fraction)
+        return make_sample(self.seed, index, self.style, self.size, self.standard_fraction, planes=self.planes)
 
     def subject_of(self, index: int) -> str:
         return f"phantom-{self.seed}-{index}"

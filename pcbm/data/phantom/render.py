@@ -70,9 +70,9 @@ class Geometry:
 
 
 @functools.lru_cache(maxsize=32)
-def geometry(style: str, size: int) -> Geometry:
-    """The sector geometry and remap tables of a style at an image size (cached)."""
-    st = get_style(style)
+def geometry(style: str | ScannerStyle, size: int) -> Geometry:
+    """The sector geometry and remap tables of a style (name or preset) at an image size (cached)."""
+    st = style if isinstance(style, ScannerStyle) else get_style(style)
     s = int(size)
     header = max(6, round(0.075 * s))
     r0 = st.apex_frac * s

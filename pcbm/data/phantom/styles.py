@@ -2,7 +2,9 @@
 
 Each style stands for one make of scanner and probe. Training uses the ``TRAIN_STYLES``; the
 ``heldout`` style is kept back for domain-shift tests (a different speckle size, a wider sector,
-a harsher dynamic range and a different screen layout).
+a harsher dynamic range and a different screen layout). :func:`random_style` draws a new scanner
+for every scene (domain randomisation): each setting uniform over the training styles' range,
+widened by half that range on either side.
 
 Example:
     >>> get_style("clinic").sector_deg
@@ -14,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,45 @@ def get_style(name: str) -> ScannerStyle:
         close = difflib.get_close_matches(str(name), STYLE_NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise KeyError(f"unknown phantom style {name!r}{hint} known: {', '.join(STYLE_NAMES)}") from None
+
+
+#: settings :func:`random_style` leaves alone (text and layout are drawn from the training styles)
+_NOT_NUMERIC = ("name", "header", "scale_bar_left")
+#: physical floors of the randomised settings
+_FLOOR = {"sector_deg": 40.0, "apex_frac": 0.05, "beams_per_px": 0.25, "samples_per_px": 0.4, "psf_axial": 0.5,
+          "psf_lateral": 0.5, "dynamic_range_db": 30.0, "attenuation_db": 0.0, "haze": 0.0, "texture": 0.0}
+
+
+def random_style_ranges(widen: float = 0.5) -> dict[str, tuple[float, float]]:
+    """Per numeric setting, the (low, high) :func:`random_style` draws from.
+
+    The training styles' min..max, widened by ``widen`` times that span on either side, floored
+    at physical limits. The held-out style is never consulted.
+    """
+    out = {}
+    train = [STYLES[n] for n in TRAIN_STYLES]
+    for f in fields(ScannerStyle):
+        if f.name in _NOT_NUMERIC:
+            continue
+        vals = [float(getattr(s, f.name)) for s in train]
+        lo, hi = min(vals), max(vals)
+        span = hi - lo
+        out[f.name] = (max(lo - widen * span, _FLOOR.get(f.name, -np.inf)), hi + widen * span)
+    return out
+
+
+_RANGES = random_style_ranges()
+
+
+def random_style(rng: np.random.Generator) -> ScannerStyle:
+    """A new scanner: every numeric setting uniform over :func:`random_style_ranges`, header and
+    scale-bar side taken from a random training style.
+
+    Example:
+        >>> s = random_style(np.random.default_rng(0))
+        >>> s.name, 52.0 <= s.sector_deg <= 84.0
+        ('random', True)
+    """
+    base = STYLES[TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]]
+    values = {k: round(float(rng.uniform(lo, hi)), 3) for k, (lo, hi) in _RANGES.items()}
+    return replace(base, name="random", scale_bar_left=bool(rng.random() < 0.5), **values)
