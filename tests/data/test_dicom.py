@@ -205,3 +205,22 @@ def test_dicom_dataset_spec(tmp_path):
     assert max(s.image.shape) == 32 and s.source == "dicom" and s.subject.startswith("anon-")
     assert len(open_dataset(f"dicom:{src}?frames=first")) == 2
     assert check_dataset(f"dicom:{src}", progress=False).ok
+
+
+def test_estimated_sector_leaves_out_text_that_touches_it():
+    import cv2
+
+    h, w = 420, 560
+    img = np.zeros((h, w), np.uint8)
+    fan = np.zeros_like(img)
+    cv2.ellipse(fan, (280, 20), (380, 380), 0, 50, 130, 1, -1)
+    img[fan > 0] = np.random.default_rng(2).integers(40, 220, int(fan.sum()))
+    edge_x = int(np.nonzero(fan[200])[0].max())  # the fan's right edge on row 200
+    cv2.putText(img, "TIS0.4 MI 1.1", (edge_x - 2, 205), cv2.FONT_HERSHEY_PLAIN, 1.2, 255, 1)
+    outside = np.zeros_like(fan, dtype=bool)
+    outside[180:215] = fan[180:215] == 0
+    outside[:, : edge_x + 4] = False  # right of the fan, in the rows of the text
+    assert (img > 0)[outside].sum() > 100  # the text reaches well outside the fan
+    sector = estimate_sector(img)
+    assert sector is not None and sector[fan > 0].mean() > 0.98
+    assert sector[outside].sum() < 30, f"text joined the sector ({sector[outside].sum()} px outside the fan)"
