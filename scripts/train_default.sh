@@ -7,8 +7,10 @@
 # ../shared/data/hc18), drawn 2:1; subject-level 80/20 split of each (seed 0 of the split is fixed
 # by the data module, so HC18's validation subjects never enter training).
 #
-# Four stages, each a `pcbm train` (stage 1 from random weights, stages 2-4 `--init` from the one
-# before at a lower peak learning rate; stage 1's decision is refitted before stage 2), then the decision is refitted on predicted concepts with
+# Five stages, each a `pcbm train` (stage 1 from random weights, stages 2-5 `--init` from the one
+# before at a lower peak learning rate; the decisions of stages 1 and 4 are refitted before the next
+# stage; stage 5 adds head planes under randomised scanner styles, `style=random,planes=head`), then
+# the decision is refitted on predicted concepts (mixed and randomised styles) with
 # HC18 down-weighted (its every image is labelled trans-thalamic, but its inner structures were
 # never labelled, so its plane label would otherwise teach "any head -> trans-thalamic").
 # The stages exist because one command on the lent GPU may run 10 minutes at most: about 8 + 5 + 5
@@ -36,5 +38,12 @@ $PCBM train --data "phantom:n=40000,seed=2,style=mix" "${common[@]}" $WORKERS --
 $PCBM train --data "phantom:n=40000,seed=3,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage3" \
   --max-steps 2000 --lr 2.5e-4 --seed 3 --max-time-min 3.6 --out "$OUT/stage4"
 $PCBM refit "$OUT/stage4" --data "phantom:n=40000,seed=0,style=mix" --data "hc18:${HC18}?split=train" \
-  --weights 1,0.1 --per-source 2000 --out "$OUT"
+  --weights 1,0.1 --per-source 2000 --out "$OUT/stage4r"
+# Stage 5 ran on the 2-core CPU (about 73 minutes): head planes under randomised scanner styles.
+$PCBM train --init "$OUT/stage4r" --data "phantom:n=20000,seed=11,style=random,planes=head@2" \
+  --data "phantom:n=20000,seed=12,style=mix@1.5" --data "hc18:${HC18}@0.5" --mode sequential --epochs 100 \
+  --epoch-size 4000 --batch-size 16 --lr 1.5e-4 --seed 5 --max-steps "${STAGE5_STEPS:-1100}" --max-time-min 85 \
+  --precision "$PRECISION" $WORKERS --quiet --out "$OUT/stage5"
+$PCBM refit "$OUT/stage5" --data "phantom:n=40000,seed=0,style=mix" --data "phantom:n=40000,seed=0,style=random" \
+  --data "hc18:${HC18}?split=train" --weights 1,1,0.1 --per-source 2000 --out "$OUT"
 echo "default model: $OUT (copy model.pt and config.json into pcbm/models/weights/)"
