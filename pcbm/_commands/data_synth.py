@@ -15,7 +15,10 @@ def register(data_app: typer.Typer) -> None:
         n: int = typer.Option(..., "--n", min=1, help="Number of samples."),
         seed: int = typer.Option(0, "--seed", help="Phantom seed; (seed, index, style, size) fixes a sample."),
         size: int = typer.Option(256, "--size", min=32, help="Image side in pixels."),
-        style: str = typer.Option("default", "--style", help="Scanner style (default, clinic, portable, highres, heldout) or mix."),
+        style: str = typer.Option("default", "--style",
+                                  help="Scanner style (default, clinic, portable, highres, heldout), mix, or random "
+                                       "(a new scanner per scene)."),
+        planes: str = typer.Option(None, "--planes", help="Only these planes, '+'-separated, or 'head' (default all)."),
         standard_fraction: float = typer.Option(0.5, "--standard-fraction", min=0.0, max=1.0,
                                                 help="Fraction of standard scenes among the known planes."),
         contact_sheet: Path = typer.Option(None, "--contact-sheet", help="Also write a contact sheet PNG here."),
@@ -27,7 +30,7 @@ def register(data_app: typer.Typer) -> None:
         from pcbm.data.phantom import PhantomDataset
 
         console = Console(width=140)
-        ds = PhantomDataset(n=n, seed=seed, style=style, size=size, standard_fraction=standard_fraction)
+        ds = PhantomDataset(n=n, seed=seed, style=style, size=size, standard_fraction=standard_fraction, planes=planes)
         seen: list[tuple[str, bool, str | None]] = []
 
         def samples():

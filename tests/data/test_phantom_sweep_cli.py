@@ -53,3 +53,19 @@ def test_contact_sheet_command(tmp_path):
     r = runner.invoke(app, ["data", "contact-sheet", "--out", str(png), "--size", "48", "--style", "heldout"])
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_synth_plane_subset_random_scanners_and_a_bad_plane(tmp_path):
+    out = tmp_path / "heads"
+    r = runner.invoke(app, ["data", "synth", "--out", str(out), "--n", "6", "--size", "64", "--style", "random",
+                            "--planes", "head"])
+    assert r.exit_code == 0, r.output
+    import csv
+
+    rows = list(csv.DictReader((out / "labels.csv").open()))
+    assert [r["plane"] for r in rows] == ["trans_thalamic", "trans_ventricular", "trans_cerebellar"] * 2
+    assert {r["meta.style"] for r in rows} == {"random"}
+    r = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "bad"), "--n", "2", "--planes", "head+brain"])
+    from pcbm.errors import InputError  # `pcbm` (cli.main) prints it as one line and exits 2
+
+    assert r.exit_code != 0 and isinstance(r.exception, InputError) and "unknown plane 'brain'" in str(r.exception)
