@@ -7,7 +7,7 @@ blurred by a point-spread function short along the beam and wider across it, the
 taken, bone reflects specularly where the beam meets it head-on and shadows everything behind
 it, depth attenuation and gain apply, and the result is log-compressed to the display's dynamic
 range. Scan conversion back to the curvilinear sector (``cv2.remap``) widens the lateral speckle
-with depth for free. Remap grids are cached per (style, size).
+with depth for free. Remap grids are cached per (named style, size).
 
 Example:
     >>> import numpy as np
@@ -69,10 +69,23 @@ class Geometry:
         return ok
 
 
-@functools.lru_cache(maxsize=32)
 def geometry(style: str | ScannerStyle, size: int) -> Geometry:
-    """The sector geometry and remap tables of a style (name or preset) at an image size (cached)."""
-    st = style if isinstance(style, ScannerStyle) else get_style(style)
+    """The sector geometry and remap tables of a style (name or preset) at an image size.
+
+    Named styles are cached; a one-off preset (:func:`~pcbm.data.phantom.styles.random_style`, a
+    new one per scene) is built each time, so it never evicts the named styles' tables.
+    """
+    if isinstance(style, ScannerStyle):
+        return _build_geometry(style, int(size))
+    return _named_geometry(style, int(size))
+
+
+@functools.lru_cache(maxsize=32)
+def _named_geometry(style: str, size: int) -> Geometry:
+    return _build_geometry(get_style(style), size)
+
+
+def _build_geometry(st: ScannerStyle, size: int) -> Geometry:
     s = int(size)
     header = max(6, round(0.075 * s))
     r0 = st.apex_frac * s
