@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
         size: int = typer.Option(None, "--size", help="Input size S (square, letterboxed)."),
         batch_size: int = typer.Option(None, "--batch-size"),
         lr: float = typer.Option(None, "--lr", help="Peak learning rate (AdamW, one-cycle)."),
-        seed: int = typer.Option(None, "--seed", help="Seed for weights, split and sampling."),
+        seed: int = typer.Option(None, "--seed", help="Seed for weights, sampling and augmentation."),
+        split_seed: int = typer.Option(None, "--split-seed", help="Seed of the subject-level train/val split (default 0, the split `SPEC?split=val` evaluates); keep it fixed across --init stages."),
         workers: int = typer.Option(None, "--workers", help="DataLoader workers (default: CPU count - 1, at most 8)."),
         accelerator: str = typer.Option(None, "--accelerator", help="auto, cpu or gpu."),
         precision: str = typer.Option(None, "--precision", help="Lightning precision, e.g. 32-true or bf16-mixed."),
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
 
         opts = {"data": tuple(data) if data else None, "out": str(out), "model": model, "init": init, "mode": mode, "epochs": epochs,
                 "max_steps": max_steps, "epoch_size": epoch_size, "size": size, "batch_size": batch_size, "lr": lr,
-                "seed": seed, "workers": workers, "accelerator": accelerator, "precision": precision,
+                "seed": seed, "split_seed": split_seed, "workers": workers, "accelerator": accelerator, "precision": precision,
                 "max_time_min": max_time_min, "refit_decision": refit_decision,
                 "refit_weights": _floats(refit_weights, "--refit-weights") if refit_weights else None}
         if no_augment:

@@ -176,13 +176,16 @@ class MixedDataModule(_lightning().LightningDataModule):
             share of the training draws is proportional to its weight (independent of its size).
         size: model input side.
         batch_size, workers: DataLoader settings (workers None = :func:`auto_workers`).
-        val_fraction, seed: the subject-level split (SampleDataset.split_indices).
+        val_fraction, split_seed: the subject-level split (SampleDataset.split_indices); the split
+            does not follow ``seed``, so stages with different seeds share one validation set.
+        seed: the draws of the training sampler.
         augment: apply :func:`ultrasound_augment` to training batches.
         epoch_size: training draws per epoch (default: the total number of training samples).
     """
 
     def __init__(self, sources: Sequence[str], size: int, batch_size: int = 16, workers: int | None = None,
-                 val_fraction: float = 0.2, seed: int = 0, augment: bool = True, epoch_size: int | None = None):
+                 val_fraction: float = 0.2, seed: int = 0, augment: bool = True, epoch_size: int | None = None,
+                 split_seed: int = 0):
         super().__init__()
         if not sources:
             raise ValueError("no data: give at least one --data SPEC (e.g. phantom or hc18:PATH)")
@@ -190,6 +193,7 @@ class MixedDataModule(_lightning().LightningDataModule):
         self.size, self.batch_size = size, batch_size
         self.workers = auto_workers() if workers is None else workers
         self.val_fraction, self.seed, self.augment, self.epoch_size = val_fraction, seed, augment, epoch_size
+        self.split_seed = split_seed
         self.train_sets: list[SampleDataset] = []
         self.val_sets: list[SampleDataset] = []
 
@@ -197,9 +201,9 @@ class MixedDataModule(_lightning().LightningDataModule):
         if self.train_sets:
             return
         for spec, _ in self.sources:
-            self.train_sets.append(open_dataset(spec, "train", self.val_fraction, self.seed))
+            self.train_sets.append(open_dataset(spec, "train", self.val_fraction, self.split_seed))
             try:
-                self.val_sets.append(open_dataset(spec, "val", self.val_fraction, self.seed))
+                self.val_sets.append(open_dataset(spec, "val", self.val_fraction, self.split_seed))
             except ValueError:  # a tiny source may have no val subject
                 self.val_sets.append(None)  # type: ignore[arg-type]
         for (spec, _), ds in zip(self.sources, self.train_sets, strict=True):

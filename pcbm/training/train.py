@@ -40,7 +40,9 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=dict)  # segmentation/properties/plane/standard
     augment: bool = True
     val_fraction: float = 0.2  # subject-level validation split of every source
-    seed: int = 0
+    seed: int = 0  # weights, sampling and augmentation (not the split: see split_seed)
+    split_seed: int = 0  # subject-level train/val split; fixed across --init stages so that validation subjects
+    # never enter training (0 is the split that ``SPEC?split=val`` and the benchmarks evaluate on)
     workers: int | None = None  # DataLoader workers (None = CPU count - 1, at most 8)
     threads: int = 2  # torch CPU threads
     accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
@@ -130,7 +132,7 @@ def train(cfg: TrainConfig) -> Path:
     model = build_from_config(cfg)
     mcfg = model.config
     dm = MixedDataModule(cfg.data, mcfg.input_size, cfg.batch_size, cfg.workers, cfg.val_fraction, cfg.seed,
-                         cfg.augment, cfg.epoch_size)
+                         cfg.augment, cfg.epoch_size, split_seed=cfg.split_seed)
     dm.setup()
     module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights))
 

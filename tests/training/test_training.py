@@ -84,6 +84,22 @@ def test_workers_run_opencv_single_threaded() -> None:
     assert dm.val_dataloader().worker_init_fn is worker_init
 
 
+def test_split_does_not_follow_the_training_seed() -> None:
+    # a fine-tune stage with its own --seed must validate on the subjects every stage held out, the
+    # ones `SPEC?split=val` evaluates (a split that followed the seed leaked them into training)
+    from pcbm.data import open_dataset
+
+    spec = "phantom:n=60,seed=1"
+    ref = open_dataset(spec, "val").indices
+    dm = MixedDataModule([spec], 64, seed=3)
+    dm.setup()
+    assert dm.val_sets[0].indices == ref
+    assert not set(dm.train_sets[0].indices) & set(ref)
+    other = MixedDataModule([spec], 64, seed=3, split_seed=3)
+    other.setup()
+    assert other.val_sets[0].indices != ref
+
+
 def test_encode_partial_labels() -> None:
     hc = encode_sample(_hc18_like(0), 64, ultrasound_augment())
     assert hc["mask_labelled"].tolist() == [n == "head" for n in VISUAL_CONCEPT_NAMES]
