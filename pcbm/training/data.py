@@ -153,15 +153,6 @@ def auto_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
-def worker_init(worker_id: int) -> None:
-    """DataLoader worker start: one OpenCV thread per worker (the workers are the parallelism; OpenCV's
-    own pool in every worker would oversubscribe the cores), then Lightning's per-worker seeding."""
-    cv2.setNumThreads(1)
-    from lightning.fabric.utilities.seed import pl_worker_init_function
-
-    pl_worker_init_function(worker_id)
-
-
 def _lightning() -> Any:
     import lightning as L
 
@@ -220,12 +211,11 @@ class MixedDataModule(_lightning().LightningDataModule):
         sampler = WeightedRandomSampler(weights, num_samples=n, replacement=True, generator=gen)
         return DataLoader(ConcatDataset(sets), batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
                           collate_fn=collate, drop_last=n > self.batch_size, persistent_workers=self.workers > 0,
-                          worker_init_fn=worker_init if self.workers > 0 else None, pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available())
 
     def val_dataloader(self) -> DataLoader:
         sets = [EncodedDataset(ds, self.size) for ds in self.val_sets if ds is not None and len(ds)]
         if not sets:
             sets = [EncodedDataset(self.train_sets[0], self.size)]
         return DataLoader(ConcatDataset(sets), batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
-                          collate_fn=collate, persistent_workers=self.workers > 0,
-                          worker_init_fn=worker_init if self.workers > 0 else None)
+                          collate_fn=collate, persistent_workers=self.workers > 0)

@@ -13,7 +13,7 @@ from pcbm.concepts import PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.data import Sample, SampleDataset
 from pcbm.models import build_model
 from pcbm.training import TrainConfig, train
-from pcbm.training.data import MixedDataModule, collate, encode_sample, parse_source, ultrasound_augment, worker_init
+from pcbm.training.data import MixedDataModule, collate, encode_sample, parse_source, ultrasound_augment
 from pcbm.training.losses import plane_loss, property_loss, segmentation_loss
 from pcbm.training.module import PCBMTrainingModule
 
@@ -62,26 +62,6 @@ def test_parse_source() -> None:
     assert parse_source("phantom") == ("phantom", 1.0)
     with pytest.raises(ValueError, match="positive"):
         parse_source("hc18:/x@-1")
-
-
-class _CvThreads(torch.utils.data.Dataset):
-    def __len__(self) -> int:
-        return 2
-
-    def __getitem__(self, i: int) -> int:
-        import cv2
-
-        return cv2.getNumThreads()
-
-
-def test_workers_run_opencv_single_threaded() -> None:
-    # 15 workers each with OpenCV's own thread pool oversubscribe a 16-core machine
-    loader = torch.utils.data.DataLoader(_CvThreads(), num_workers=1, worker_init_fn=worker_init)
-    assert [int(x) for x in loader] == [1, 1]
-    dm = MixedDataModule(["phantom:n=8,seed=1"], 64, batch_size=2, workers=1)
-    dm.setup()
-    assert dm.train_dataloader().worker_init_fn is worker_init
-    assert dm.val_dataloader().worker_init_fn is worker_init
 
 
 def test_split_does_not_follow_the_training_seed() -> None:
