@@ -25,7 +25,7 @@
 # from a copy at half resolution; stages 2-4 from a copy at 256 px on the long side (pixel size
 # scaled to match). Both only change how fast images load: the model sees 256 px either way.
 #
-# Resumable: every finished step leaves DIR/.step_done, and a re-run skips those steps, so the
+# Resumable: every finished step leaves .step_done in its --out folder, and a re-run skips those steps, so the
 # whole recipe (about 45 minutes of one H100) can be spread over several shorter sessions or calls.
 # Delete OUT_DIR (or a step's folder) to start over.
 set -euo pipefail
@@ -34,36 +34,38 @@ OUT="${2:-runs/default}"
 PCBM="${PCBM:-pcbm}"
 PRECISION="${PRECISION:-32-true}"   # bf16-mixed on a GPU
 WORKERS=${WORKERS:+--workers $WORKERS}  # DataLoader workers (default: CPU count - 1, at most 8)
-step() {  # step DIR COMMAND…: run COMMAND unless DIR holds a finished step
-  local dir=$1; shift
+step() {  # step COMMAND…: run a pcbm command unless its --out folder holds a finished step
+  local dir="" prev="" a
+  for a in "$@"; do [[ $prev == --out ]] && dir=$a; prev=$a; done
+  [[ -n $dir ]] || { echo "step: no --out in: $*" >&2; return 2; }
   if [[ -f "$dir/.step_done" ]]; then echo "skip $dir (done)"; return; fi
   "$@"
   mkdir -p "$dir" && touch "$dir/.step_done"
 }
 common=(--data "hc18:${HC18}@0.5" --mode sequential --epochs 100 --epoch-size 8000 --batch-size 32
         --accelerator auto --precision "$PRECISION" --quiet)
-step "$OUT/stage1" $PCBM train --data "phantom:n=40000,seed=0,style=mix" "${common[@]}" $WORKERS --model small --size 256 \
+step $PCBM train --data "phantom:n=40000,seed=0,style=mix" "${common[@]}" $WORKERS --model small --size 256 \
   --max-steps 4400 --lr 2e-3 --seed 0 --max-time-min 7.8 --out "$OUT/stage1"
-step "$OUT/stage1r" $PCBM refit "$OUT/stage1" --data "phantom:n=40000,seed=0,style=mix" --data "hc18:${HC18}?split=train" \
+step $PCBM refit "$OUT/stage1" --data "phantom:n=40000,seed=0,style=mix" --data "hc18:${HC18}?split=train" \
   --weights 1,0.1 --per-source 1500 --out "$OUT/stage1r"
-step "$OUT/stage2" $PCBM train --data "phantom:n=40000,seed=1,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage1r" \
+step $PCBM train --data "phantom:n=40000,seed=1,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage1r" \
   --max-steps 3300 --lr 1e-3 --seed 1 --max-time-min 6.9 --out "$OUT/stage2"
-step "$OUT/stage3" $PCBM train --data "phantom:n=40000,seed=2,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage2" \
+step $PCBM train --data "phantom:n=40000,seed=2,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage2" \
   --max-steps 3300 --lr 5e-4 --seed 2 --max-time-min 6.0 --out "$OUT/stage3"
-step "$OUT/stage4" $PCBM train --data "phantom:n=40000,seed=3,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage3" \
+step $PCBM train --data "phantom:n=40000,seed=3,style=mix" "${common[@]}" $WORKERS --init "$OUT/stage3" \
   --max-steps 2000 --lr 2.5e-4 --seed 3 --max-time-min 3.6 --out "$OUT/stage4"
-step "$OUT/stage4r" $PCBM refit "$OUT/stage4" --data "phantom:n=40000,seed=0,style=mix" --data "hc18:${HC18}?split=train" \
+step $PCBM refit "$OUT/stage4" --data "phantom:n=40000,seed=0,style=mix" --data "hc18:${HC18}?split=train" \
   --weights 1,0.1 --per-source 2000 --out "$OUT/stage4r"
 # Stage 5 ran on the 2-core CPU (about 73 minutes): head planes under randomised scanner styles.
-step "$OUT/stage5" $PCBM train --init "$OUT/stage4r" --data "phantom:n=20000,seed=11,style=random,planes=head@2" \
+step $PCBM train --init "$OUT/stage4r" --data "phantom:n=20000,seed=11,style=random,planes=head@2" \
   --data "phantom:n=20000,seed=12,style=mix@1.5" --data "hc18:${HC18}@0.5" --mode sequential --epochs 100 \
   --epoch-size 4000 --batch-size 16 --lr 1.5e-4 --seed 5 --max-steps "${STAGE5_STEPS:-1100}" --max-time-min 85 \
   --precision "$PRECISION" $WORKERS --quiet --out "$OUT/stage5"
-step "$OUT/stage5r" $PCBM refit "$OUT/stage5" --data "phantom:n=40000,seed=0,style=mix" --data "phantom:n=40000,seed=0,style=random" \
+step $PCBM refit "$OUT/stage5" --data "phantom:n=40000,seed=0,style=mix" --data "phantom:n=40000,seed=0,style=random" \
   --data "hc18:${HC18}?split=train" --weights 1,1,0.1 --per-source 2000 --out "$OUT/stage5r"
 # Stages 6-8 (one H100 each): longer schedules of randomised scanners, every plane and heads.
 stage() {  # stage NAME INIT LR STEPS SEED
-  step "$OUT/$1" $PCBM train --init "$2" --data "phantom:n=20000,seed=${5}1,style=random,planes=head@2" \
+  step $PCBM train --init "$2" --data "phantom:n=20000,seed=${5}1,style=random,planes=head@2" \
     --data "phantom:n=40000,seed=${5}2,style=random@1" --data "phantom:n=40000,seed=${5}3,style=mix@1.5" \
     --data "hc18:${HC18}@0.5" --mode sequential --epochs 100 --epoch-size 8000 --batch-size 32 --lr "$3" \
     --seed "$5" --max-steps "$4" --max-time-min 9 --accelerator auto --precision "$PRECISION" $WORKERS --quiet \
@@ -72,6 +74,6 @@ stage() {  # stage NAME INIT LR STEPS SEED
 stage stage6 "$OUT/stage5r" 3e-4 4000 6
 stage stage7 "$OUT/stage6" 1.5e-4 5000 7
 stage stage8 "$OUT/stage7" 8e-5 5000 8
-step "$OUT" $PCBM refit "$OUT/stage8" --data "phantom:n=40000,seed=0,style=mix" --data "phantom:n=40000,seed=0,style=random" \
+step $PCBM refit "$OUT/stage8" --data "phantom:n=40000,seed=0,style=mix" --data "phantom:n=40000,seed=0,style=random" \
   --data "hc18:${HC18}?split=train" --weights 1,1,0.1 --per-source 2000 --out "$OUT"
 echo "default model: $OUT (copy model.pt and config.json into pcbm/models/weights/)"
