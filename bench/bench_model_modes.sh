@@ -5,7 +5,7 @@
 # Then: python bench/bench_model.py modes OUT_DIR   (evaluates them on held-out phantom data)
 set -euo pipefail
 OUT="$1"; STEPS="${2:-1000}"; W="${3:-3}"
-PCBM="${PCBM:-pcbm}"; PRECISION="${PRECISION:-32-true}"
+PCBM="${PCBM:-pcbm}"; PRECISION="${PRECISION:-auto}"
 run() {  # name model mode
   $PCBM train --data "phantom:n=20000,seed=0,style=mix" --model "$2" --mode "$3" --size 256 \
     --max-steps "$STEPS" --epochs 100 --epoch-size 8000 --batch-size 32 --lr 2e-3 --seed 0 \

@@ -32,7 +32,7 @@ set -euo pipefail
 HC18="${1:-../shared/data/hc18}"
 OUT="${2:-runs/default}"
 PCBM="${PCBM:-pcbm}"
-PRECISION="${PRECISION:-32-true}"   # bf16-mixed on a GPU
+PRECISION="${PRECISION:-auto}"   # auto: bf16-mixed where the GPU or CPU computes bf16 natively
 WORKERS=${WORKERS:+--workers $WORKERS}  # DataLoader workers (default: CPU count - 1, at most 8)
 step() {  # step COMMAND…: run a pcbm command unless its --out folder holds a finished step
   local dir="" prev="" a

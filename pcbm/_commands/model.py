@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         split_seed: int = typer.Option(None, "--split-seed", help="Seed of the subject-level train/val split (default 0, the split `SPEC?split=val` evaluates); keep it fixed across --init stages."),
         workers: int = typer.Option(None, "--workers", help="DataLoader workers (default: CPU count - 1, at most 8)."),
         accelerator: str = typer.Option(None, "--accelerator", help="auto, cpu or gpu."),
-        precision: str = typer.Option(None, "--precision", help="Lightning precision, e.g. 32-true or bf16-mixed."),
+        precision: str = typer.Option(None, "--precision", help="Lightning precision: auto (default: bf16-mixed where the GPU or CPU computes bf16 natively, else 32-true), 32-true, bf16-mixed, …"),
         max_time_min: float = typer.Option(None, "--max-time-min", help="Stop after this many minutes (safety net)."),
         refit_decision: int = typer.Option(None, "--refit-decision", help="After training, refit the decision on predicted concepts of N samples per source."),
         refit_weights: str = typer.Option(None, "--refit-weights", help="Comma-separated per-source sample weights for the refit, e.g. 1,0.1."),

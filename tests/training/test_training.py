@@ -16,6 +16,7 @@ from pcbm.training import TrainConfig, train
 from pcbm.training.data import MixedDataModule, collate, encode_sample, parse_source, ultrasound_augment
 from pcbm.training.losses import plane_loss, property_loss, segmentation_loss
 from pcbm.training.module import PCBMTrainingModule
+from pcbm.training.train import resolve_precision
 
 
 class ListDataset(SampleDataset):
@@ -147,8 +148,28 @@ def test_train_writes_run_dir(tmp_path) -> None:
     conf = json.loads((run / "config.json").read_text())
     assert conf["model"]["name"] == "tiny" and conf["train"]["mode"] == "sequential"
     assert conf["decision_refit"]["n"] > 0
+    assert conf["train"]["precision"] == "auto" and conf["precision"] == resolve_precision("auto")
     metrics = json.loads((run / "metrics.json").read_text())
     assert "plane_macro_f1" in next(iter(metrics.values()))
+
+
+def test_auto_precision_follows_the_device(monkeypatch) -> None:
+    import sys
+
+    train_mod = sys.modules["pcbm.training.train"]  # the module (pcbm.training.train is also the function)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train_mod, "_cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto") == "bf16-mixed"
+    monkeypatch.setattr(train_mod, "_cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "32-true"
+    assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"  # an explicit choice is kept
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", "gpu") == "32-true"  # a GPU without bf16: full precision, not the CPU probe
+    assert resolve_precision("auto", "cpu") == "32-true"
+    monkeypatch.setattr(train_mod, "_cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16-mixed"
 
 
 def test_init_starts_from_a_run(tmp_path) -> None:
