@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,22 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return "bf16-mixed" if _cpu_has_bf16() else "32-true"
 
 
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def _quiet_lightning(verbose: bool) -> None:
+    """Lightning's own chatter: its LitLogger advert never; its INFO lines (GPU available, AMP, …)
+    only when progress is shown; torch's LeafSpec deprecation warning from inside Lightning never."""
+    log = logging.getLogger("lightning.pytorch")
+    if not any(isinstance(f, _DropAdverts) for f in log.filters):
+        for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+            logging.getLogger(name).addFilter(_DropAdverts())
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train a model as configured and write the run directory. Returns its path."""
     import lightning as L
@@ -151,6 +169,7 @@ def train(cfg: TrainConfig) -> Path:
     from pcbm.training.module import PCBMTrainingModule
 
     torch.set_num_threads(cfg.threads)
+    _quiet_lightning(cfg.progress)
     precision = resolve_precision(cfg.precision, cfg.accelerator)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.out)

@@ -190,3 +190,25 @@ def test_init_starts_from_a_run(tmp_path) -> None:
     assert not torch.equal(fresh.decision.linear.weight, src.decision.linear.weight)
     with pytest.raises(InputError, match="input_size"):
         build_from_config(TrainConfig(init=str(tmp_path), size=128))
+
+
+def test_lightning_chatter_is_filtered(caplog) -> None:
+    import logging
+    import sys
+
+    from lightning.pytorch.utilities import rank_zero_info
+
+    quiet = sys.modules["pcbm.training.train"]._quiet_lightning
+    level = logging.getLogger("lightning.pytorch").level
+    try:
+        with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+            quiet(True)
+            rank_zero_info("Tip: try installing [litlogger](https://pypi.org/project/litlogger/)")
+            rank_zero_info("GPU available: False")
+            assert "GPU available" in caplog.text and "litlogger" not in caplog.text
+            caplog.clear()
+            quiet(False)
+            logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False")
+            assert "GPU available" not in caplog.text
+    finally:
+        logging.getLogger("lightning.pytorch").setLevel(level)
