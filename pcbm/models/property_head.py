@@ -47,18 +47,28 @@ FOV_THRESHOLD = 0.03  # image value (0..1) above which a pixel is inside the sca
 EDGE_BAND = 2  # pixels (model frame) counted as "touching the sector edge"
 
 
+def binary_dilate(x: torch.Tensor, k: int, padding: int | None = None) -> torch.Tensor:
+    """Dilation of a {0, 1} map by a k×k square: ``F.max_pool2d(x, k, stride=1, padding=padding)``
+    for such maps (out-of-frame pixels count as 0). Done as a k×1 then a 1×k box sum tested > 0 —
+    exact for non-negative inputs, and on a CPU several times faster than the max-pool, which was
+    most of the property head's time."""
+    p = k // 2 if padding is None else padding
+    box = F.avg_pool2d(F.avg_pool2d(x, (k, 1), stride=1, padding=(p, 0)), (1, k), stride=1, padding=(0, p))
+    return (box > 0).to(x.dtype)
+
+
 def estimate_field_of_view(image: torch.Tensor) -> torch.Tensor:
     """(B, 1, S, S) image in [0, 1] -> (B, 1, S, S) {0, 1}: inside the scan sector (fixed, not learned)."""
     k = max(3, (image.shape[-1] // 32) | 1)  # odd closing kernel ~ 3 % of the frame
-    on = (image > FOV_THRESHOLD).float()
-    dilated = F.max_pool2d(on, k, stride=1, padding=k // 2)
-    return 1.0 - F.max_pool2d(1.0 - dilated, k, stride=1, padding=k // 2)  # closing fills dark fluid
+    on = (image > FOV_THRESHOLD).to(image.dtype)
+    dilated = binary_dilate(on, k)
+    return 1.0 - binary_dilate(1.0 - dilated, k)  # closing fills dark fluid
 
 
 def sector_edge(fov: torch.Tensor, band: int = EDGE_BAND) -> torch.Tensor:
     """Band of ``band`` pixels just inside the field-of-view edge (the frame border counts as edge)."""
     inv = F.pad(1.0 - fov, (band, band, band, band), value=1.0)
-    eroded = 1.0 - F.max_pool2d(inv, 2 * band + 1, stride=1)
+    eroded = 1.0 - binary_dilate(inv, 2 * band + 1, padding=0)
     return (fov - eroded).clamp(0, 1)
 
 
@@ -117,18 +127,22 @@ class MaskFeatures(nn.Module):
     def n_features(self) -> int:
         return N_VISUAL * PER_CHANNEL + 4 + (4 if self.uses_image else 0)
 
-    def forward(self, masks: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, masks: torch.Tensor, image: torch.Tensor,
+                fov: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(features (B, F), moments); ``fov``: the field of view if the caller has it already."""
         b, v, h, w = masks.shape
-        fov = estimate_field_of_view(image)  # (B, 1, S, S)
+        fov = estimate_field_of_view(image) if fov is None else fov  # (B, 1, S, S)
         edge = sector_edge(fov)
         mom = mask_moments(masks)
         s = mom["sum"] + 1.0
         npx = float(h * w)
         area = mom["sum"] / npx  # (B, V) fraction of the frame
         fov_area = fov.mean((2, 3))  # (B, 1)
-        edge_frac = (masks * edge).sum((2, 3)) / s
-        outside = (masks * (1 - fov)).sum((2, 3)) / s
-        inten = (masks * image).sum((2, 3)) / s if self.uses_image else torch.zeros_like(area)
+        # mask-weighted sums of the sector-edge band, the outside of the sector and the image: one
+        # (V × pixels) @ (pixels × 3) product instead of three mask-sized temporaries
+        weights = torch.cat([edge, 1 - fov, image if self.uses_image else torch.zeros_like(image)], 1)
+        edge_frac, outside, inten = (masks.flatten(2) @ weights.flatten(2).transpose(1, 2)).unbind(2)
+        edge_frac, outside, inten = edge_frac / s, outside / s, inten / s
         presence = masks.amax((2, 3))
         major, minor = 4 * torch.sqrt(mom["l1"] + 1e-8), 4 * torch.sqrt(mom["l2"] + 1e-8)
         per_channel = torch.stack(
@@ -201,11 +215,13 @@ class PropertyHead(nn.Module):
 
     def forward(self, masks: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         with torch.autocast(masks.device.type, enabled=False):  # moments need float32 sums
-            return self._forward(masks.float(), image.float())
+            # a channels-last segmenter hands over channels-last masks; every statistic here reduces
+            # over the pixels, which on a CPU runs about 40 % faster on contiguous (B, V, S, S) maps
+            return self._forward(masks.float().contiguous(), image.float().contiguous())
 
     def _forward(self, masks: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        stats, mom = self.features(masks, image)  # (B, F)
         fov = estimate_field_of_view(image)
+        stats, mom = self.features(masks, image, fov)  # (B, F)
         grid = F.adaptive_avg_pool2d(torch.cat([masks, fov], 1), self.cnn_input)  # (B, V+1, n, n)
         conv = self.cnn(grid)  # (B, C, n/2^k, n/2^k)
         x = torch.cat([stats, conv.mean((2, 3)), conv.amax((2, 3))], 1)

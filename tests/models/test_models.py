@@ -176,3 +176,26 @@ def test_instance_input_norm_makes_the_segmenter_gain_invariant() -> None:
     assert ModelConfig.from_dict(old).input_norm == "none"
     with pytest.raises(ValueError, match="input_norm"):
         get_model_config("tiny", input_norm="percentile")
+
+
+@pytest.mark.parametrize("k,padding", [(3, None), (9, None), (5, 0)])
+def test_binary_dilate_is_the_max_pool_on_binary_maps(k: int, padding: int | None) -> None:
+    import torch.nn.functional as F
+
+    from pcbm.models.property_head import binary_dilate
+
+    g = torch.Generator().manual_seed(k)
+    x = (torch.rand(2, 1, 40, 33, generator=g) > 0.8).float()
+    p = k // 2 if padding is None else padding
+    assert torch.equal(binary_dilate(x, k, padding), F.max_pool2d(x, k, stride=1, padding=p))
+
+
+def test_property_head_reads_channels_last_masks_like_contiguous_ones() -> None:
+    from pcbm.models.property_head import PropertyHead
+
+    head = PropertyHead(cnn_channels=(8,), cnn_input=16, hidden=16).eval()
+    masks, image = torch.rand(2, 15, 32, 32), torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        a = head(masks, image)
+        b = head(masks.contiguous(memory_format=torch.channels_last), image)
+    assert torch.allclose(a, b, atol=1e-5)
