@@ -122,8 +122,8 @@ def _cpu_has_bf16() -> bool:
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     """Lightning precision for ``precision`` on ``accelerator``: ``auto`` becomes ``bf16-mixed`` on a
-    CUDA GPU with bf16 or a CPU with AVX512-BF16 / AMX (there it about doubles the ``small`` model's
-    training throughput, bench/RESULTS.md), else ``32-true``. Anything else is passed through.
+    CUDA GPU with bf16 or a CPU with AVX512-BF16 / AMX (on such a 2-core CPU it made the ``small`` model's
+    training 1.7 times as fast, bench/RESULTS.md), else ``32-true``. Anything else is passed through.
 
     Example:
         >>> resolve_precision("32-true")
