@@ -35,6 +35,7 @@ def test_steps_expand_and_resume(tmp_path) -> None:
 
 def _hc18_like_folder(root: Path, n: int = 10) -> Path:
     """A small folder in HC18's shared layout: images, filled head masks, pixel size and HC."""
+    from pcbm.concepts.measure import ellipse_perimeter
     from pcbm.data.io import write_png
 
     (root / "images").mkdir(parents=True)
@@ -49,7 +50,7 @@ def _hc18_like_folder(root: Path, n: int = 10) -> Path:
         img[head] = 150
         write_png(root / "images" / f"{i:03d}_HC.png", img)
         write_png(root / "masks" / f"{i:03d}_HC_Mask.png", head.astype(np.uint8) * 255)
-        hc = np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b))) * 0.3
+        hc = ellipse_perimeter(a, b) * 0.3
         rows.append(f"{i:03d}_HC.png,0.3,{hc:.2f}")
     (root / "pixel_size_and_hc.csv").write_text("\n".join(rows) + "\n")
     return root
