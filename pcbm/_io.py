@@ -70,3 +70,113 @@ def jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output safety: refuse to clobber what a user made, check writability before the work, and make
+# folders appear whole or not at all.
+
+
+def _writable_dir(folder: Path, what: str, path: Path) -> None:
+    """Raise InputError unless ``folder`` (or its nearest existing ancestor) is a writable folder."""
+    from pcbm.errors import InputError
+
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{what} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: folder {probe} is not writable")
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output", overwrite: bool = False) -> Path:
+    """Check, before any expensive work, that a file can be written at ``path``.
+
+    Refuses a folder, an existing file (unless ``overwrite``) and a parent that is a file or is
+    not writable — each with one line naming the path.
+
+    Raises:
+        InputError: the path cannot (or must not) be written.
+
+    Example:
+        >>> check_output_file("/tmp/pcbm-doctest-new.json", "--json").name
+        'pcbm-doctest-new.json'
+    """
+    from pcbm.errors import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"{what} {path} already exists; refusing to replace it (pass --overwrite to replace it)")
+    _writable_dir(path.parent, what, path)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "--out", overwrite: bool = False,
+                     allow_existing: bool = False) -> Path:
+    """Check, before any expensive work, that a folder can be written at ``path``.
+
+    A missing or empty folder is fine. A non-empty folder is refused unless ``overwrite`` (it will
+    be replaced whole when the new one is complete, see :func:`staged_dir`) or ``allow_existing``
+    (the caller adds files to it without replacing any). A file at ``path`` or an unwritable
+    parent is refused.
+
+    Raises:
+        InputError: one line naming the path and what to do.
+    """
+    from pcbm.errors import InputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (overwrite or allow_existing):
+        raise InputError(f"{what} {path} exists and is not empty; refusing to replace or mix its contents "
+                         "(choose a new folder, or pass --overwrite to replace it)")
+    _writable_dir(path if path.is_dir() else path.parent, what, path)
+    return path
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike[str], overwrite: bool = False, what: str = "--out") -> Iterator[Path]:
+    """Build a folder in a temporary sibling and rename it onto ``path`` when the block succeeds.
+
+    On any error (or Ctrl-C) the temporary folder is removed and ``path`` is left as it was. An
+    existing non-empty ``path`` is replaced only when ``overwrite`` is set, and only once the new
+    folder is complete.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> with staged_dir(root / "set") as tmp:
+        ...     _ = (tmp / "a.txt").write_text("x")
+        >>> sorted(p.name for p in (root / "set").iterdir())
+        ['a.txt']
+    """
+    import shutil
+
+    path = check_output_dir(path, what, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def replace_dir(new: Path, path: Path) -> None:
+    """Move the complete folder ``new`` onto ``path``; an existing ``path`` is removed only after."""
+    import shutil
+
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        os.replace(path, old / path.name)
+        os.replace(new, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, path)
