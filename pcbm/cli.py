@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_AREAS = ("concepts", "data", "model", "explain", "export")
+_AREAS = ("concepts", "data", "training", "model", "explain")
 
 
 def _version_callback(value: bool) -> None:
