@@ -6,6 +6,7 @@ function), so the library stays importable without typer and commands stay small
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -43,34 +44,47 @@ def _root(
 
 
 for _area in _AREAS:
-    try:
-        _mod = importlib.import_module(f"pcbm._commands.{_area}")
-    except ModuleNotFoundError as _e:  # an area not written yet must not break the others
-        if _e.name != f"pcbm._commands.{_area}":
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(f"pcbm._commands.{_area}").register(app)
+
+#: OS errors that are the machine's state, not a bug: one line, exit 1
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EMFILE}
 
 
-def main() -> None:
-    """Console entry point: user errors become one red line and exit code 2, not a traceback."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point.
+
+    Exit codes: 0 success; 1 a command that finished with failures (some files failed), the machine
+    refused (disk full, permission denied), or a bug in pcbm (its traceback is shown); 2 bad input
+    or usage (one line naming the problem); 130 interrupted (Ctrl-C).
+    """
+    from typer._click import exceptions as click_errors  # typer 0.29 vendors click
+
     try:
-        rc = app(standalone_mode=False)  # a command's `raise typer.Exit(n)` comes back as n here
+        rc = app(args=argv, standalone_mode=False)  # a command's `raise typer.Exit(n)` comes back as n here
         if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
             sys.exit(rc)
-    except (InputError, KeyError, ValueError, FileNotFoundError, TypeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    except InputError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except click_errors.NoArgsIsHelpError as e:
+        e.show()
+        sys.exit(2)
+    except click_errors.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx is not None else "pcbm"
+        typer.secho(f"error: {e.format_message()} (see '{cmd} --help')", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except click_errors.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("interrupted", fg=typer.colors.RED, err=True)
+        sys.exit(130)
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        typer.secho(f"error: cannot write or read{where}: {e.strerror or e}; nothing half-written was kept",
+                    fg=typer.colors.RED, err=True)
         sys.exit(1)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise

@@ -1,10 +1,60 @@
-"""Errors for bad input. The CLI prints these as one clear line and exits non-zero."""
+"""Errors for bad input, and the one lookup helper for names. The CLI prints these as one line.
+
+Example:
+    >>> look_up("cerebelum", ["cerebellum", "csp"], "visual concept")
+    Traceback (most recent call last):
+    ...
+    pcbm.errors.UnknownNameError: "unknown visual concept 'cerebelum'; did you mean 'cerebellum'? known: cerebellum, csp"
+"""
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class InputError(ValueError):
     """Bad user input: a missing or unreadable file, a malformed CSV, an unknown name, ….
 
-    The message names the file (and line, for CSVs) and what is wrong.
+    The message names the file (and line, for CSVs) and what is wrong. The CLI prints it as one
+    line and exits 2; any other exception is a bug in pcbm and shows its traceback.
     """
+
+
+class UnknownNameError(InputError, KeyError):
+    """An unknown name in a registry (concept, plane, model config, dataset kind, style, …).
+
+    A ``KeyError`` too, so ``except KeyError`` keeps working; ``str()`` is the message itself.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def unknown_name(name: Any, known: Iterable[str], what: str) -> UnknownNameError:
+    """The error for an unknown ``name``: did-you-mean (the closest known name) plus the known list."""
+    known = list(known)
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return UnknownNameError(f"unknown {what} {name!r}{hint} known: {', '.join(known)}")
+
+
+def look_up(name: Any, registry: Mapping[str, T] | Iterable[str], what: str) -> Any:
+    """``registry[name]`` for a mapping (``name`` itself for a collection of names), else
+    :class:`UnknownNameError` naming the closest match and every known name.
+
+    Example:
+        >>> look_up("tiny", {"tiny": 1, "small": 2}, "model config")
+        1
+    """
+    if isinstance(registry, Mapping):
+        if name in registry:
+            return registry[name]
+        raise unknown_name(name, registry.keys(), what)
+    names = list(registry)
+    if name in names:
+        return name
+    raise unknown_name(name, names, what)

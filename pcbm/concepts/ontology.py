@@ -13,10 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+from pcbm.errors import InputError, unknown_name
 
 Kind = Literal["binary", "continuous"]
 
@@ -224,10 +225,7 @@ _PLANES_BY_NAME: dict[str, Plane] = {p.name: p for p in PLANES}
 
 
 def _unknown(what: str, name: str, known: Iterable[str]) -> KeyError:
-    known = list(known)
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return KeyError(f"unknown {what} {name!r}{hint} known: {', '.join(known)}")
+    return unknown_name(name, known, what)
 
 
 def get_concept(name: str) -> VisualConcept | PropertyConcept:
@@ -281,7 +279,7 @@ def list_concepts(
         plane: a plane name (e.g. "trans_thalamic") or a family ("head", "abdomen", …).
     """
     if kind not in ("visual", "property", "all"):
-        raise ValueError(f"unknown kind {kind!r}; choose visual, property or all")
+        raise InputError(f"unknown kind {kind!r}; choose visual, property or all")
     items: list[VisualConcept | PropertyConcept] = []
     if kind in ("visual", "all"):
         items += list(VISUAL_CONCEPTS)

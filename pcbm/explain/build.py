@@ -213,7 +213,7 @@ def explain_image(
     from pcbm.models.inference import original_masks, run_model, to_input
 
     if getattr(model, "concept_free", False):
-        raise ValueError("a concept report needs a concept model (PCBM), not the concept-free baseline")
+        raise InputError("a concept report needs a concept model (PCBM), not the concept-free baseline")
     img, name, notes, found, found_source = load_image(image)
     if pixel_spacing_mm is None:
         pixel_spacing_mm, spacing_source = found, found_source

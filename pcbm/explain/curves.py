@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pcbm.concepts import BINARY_PROPERTIES, PLANE_NAMES, PROPERTY_CONCEPT_NAMES
+from pcbm.errors import InputError
 
 BINARY_INDEX = np.array([PROPERTY_CONCEPT_NAMES.index(n) for n in BINARY_PROPERTIES])
 
@@ -119,7 +120,7 @@ class NoisyExpert:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError(f"error_rate must be in [0, 1], got {self.error_rate}")
+            raise InputError(f"error_rate must be in [0, 1], got {self.error_rate}")
 
     def answer(self, true_value: float, rng: np.random.Generator) -> float:
         v = float(true_value >= 0.5)

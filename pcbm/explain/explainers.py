@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.errors import InputError
 from pcbm.explain._captum import captum_attr
 from pcbm.explain.results import ConceptAttribution, PixelAttribution
 from pcbm.explain.targets import TargetKind, resolve_target
@@ -44,16 +45,16 @@ def _targets(target: Target, batch: int, kind: TargetKind, default: torch.Tensor
     """Per-item target indices; ``None`` takes ``default`` (the predicted class)."""
     if target is None:
         if default is None:
-            raise ValueError(f"give a {kind} target")
+            raise InputError(f"give a {kind} target")
         return [int(i) for i in default.tolist()]
     items = [target] * batch if isinstance(target, (str, int)) else list(target)
     if len(items) != batch:
-        raise ValueError(f"got {len(items)} targets for a batch of {batch}")
+        raise InputError(f"got {len(items)} targets for a batch of {batch}")
     out = []
     for t in items:
         k, i = resolve_target(t, kind)
         if k != kind:  # pragma: no cover - resolve_target with kind only returns that kind
-            raise ValueError(f"target {t!r} is a {k}, expected a {kind}")
+            raise InputError(f"target {t!r} is a {k}, expected a {kind}")
         out.append(i)
     return out
 
@@ -85,9 +86,9 @@ class DecisionExplainer:
         if method == "auto":
             method = "exact" if linear is not None else "integrated_gradients"
         if method not in ("exact", "integrated_gradients"):
-            raise ValueError(f"unknown method {method!r}; choose auto, exact or integrated_gradients")
+            raise InputError(f"unknown method {method!r}; choose auto, exact or integrated_gradients")
         if method == "exact" and linear is None:
-            raise ValueError("exact contributions need a linear decision layer (decision.linear)")
+            raise InputError("exact contributions need a linear decision layer (decision.linear)")
         self.method, self.linear, self.n_steps = method, linear, n_steps
 
     def attribute(self, properties: Any, target: Target = None) -> ConceptAttribution:
@@ -145,7 +146,7 @@ class PropertyExplainer:
     def __init__(self, model: nn.Module, method: str = "feature_ablation", n_steps: int = 32,
                  internal_batch_size: int | None = 8):
         if method not in ("feature_ablation", "integrated_gradients"):
-            raise ValueError(f"unknown method {method!r}; choose feature_ablation or integrated_gradients")
+            raise InputError(f"unknown method {method!r}; choose feature_ablation or integrated_gradients")
         self.head = model.property_head if is_pcbm(model) else model
         self.method, self.n_steps, self.internal_batch_size = method, n_steps, internal_batch_size
         try:
@@ -170,7 +171,7 @@ class PropertyExplainer:
         idx = _targets(target, len(masks), "property", None)
         names = [PROPERTY_CONCEPT_NAMES[i] for i in idx]
         if self._takes_image and image is None:
-            raise ValueError("this property head also reads the image: pass image= (B, 1, H, W)")
+            raise InputError("this property head also reads the image: pass image= (B, 1, H, W)")
         extra = (image.detach(),) if self._takes_image else None
         fwd = self._forward
         ca = captum_attr()
@@ -208,7 +209,7 @@ class _Chain(nn.Module):
 def _last_conv(module: nn.Module) -> nn.Module:
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError("no Conv2d layer found for Grad-CAM; pass layer=")
+        raise InputError("no Conv2d layer found for Grad-CAM; pass layer=")
     return convs[-1]
 
 
@@ -234,7 +235,7 @@ class PixelExplainer:
     def __init__(self, model: nn.Module, method: str = "integrated_gradients", layer: nn.Module | None = None,
                  n_steps: int = 32, internal_batch_size: int | None = 8):
         if method not in self.METHODS:
-            raise ValueError(f"unknown method {method!r}; choose {', '.join(self.METHODS)}")
+            raise InputError(f"unknown method {method!r}; choose {', '.join(self.METHODS)}")
         self.model, self.method, self.n_steps, self.internal_batch_size = model, method, n_steps, internal_batch_size
         self.pcbm = is_pcbm(model)
         if layer is None and method == "gradcam":

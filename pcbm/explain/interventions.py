@@ -254,7 +254,7 @@ def intervene(
     from pcbm.models.inference import run_model
 
     if getattr(model, "concept_free", False):
-        raise ValueError("the concept-free baseline has no concepts to intervene on")
+        raise InputError("the concept-free baseline has no concepts to intervene on")
     img, _, _, spacing, _ = load_image(image)
     pixel_spacing_mm = pixel_spacing_mm or spacing
     iv = build_intervention(model, img, set, erase, paint, pixel_spacing_mm)

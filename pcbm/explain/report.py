@@ -25,6 +25,7 @@ import numpy as np
 
 from pcbm._io import atomic_open, atomic_path, jsonable
 from pcbm.concepts import get_plane, get_property_concept
+from pcbm.errors import InputError
 
 STATUS_LABELS = {
     "standard": "standard",
@@ -144,7 +145,7 @@ class ConceptReport:
 
     def __post_init__(self) -> None:
         if self.status not in STATUS_LABELS:
-            raise ValueError(f"unknown status {self.status!r}; choose {', '.join(STATUS_LABELS)}")
+            raise InputError(f"unknown status {self.status!r}; choose {', '.join(STATUS_LABELS)}")
         get_plane(self.plane)
 
     # --- plain views -----------------------------------------------------------------------------
@@ -254,7 +255,7 @@ class ConceptReport:
         writers = {"html": self.to_html, "json": self.to_json, "md": self.to_markdown, "png": self.to_png}
         for fmt in formats:
             if fmt not in writers:
-                raise ValueError(f"unknown report format {fmt!r}; choose {', '.join(writers)}")
+                raise InputError(f"unknown report format {fmt!r}; choose {', '.join(writers)}")
             paths[fmt] = folder / f"{stem}.{fmt}"
             writers[fmt](paths[fmt])
         return paths

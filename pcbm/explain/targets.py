@@ -6,6 +6,7 @@ from typing import Literal
 
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.concepts.ontology import _unknown
+from pcbm.errors import InputError
 
 TargetKind = Literal["plane", "property", "visual"]
 _ORDERS: dict[str, tuple[str, ...]] = {
@@ -33,16 +34,16 @@ def resolve_target(target: str | int, kind: TargetKind | None = None) -> tuple[T
     if isinstance(target, int):
         kind = kind or "plane"
         if kind not in _ORDERS:
-            raise ValueError(f"unknown target kind {kind!r}; choose plane, property or visual")
+            raise InputError(f"unknown target kind {kind!r}; choose plane, property or visual")
         n = len(_ORDERS[kind])
         if not 0 <= target < n:
-            raise ValueError(f"{kind} index {target} out of range 0..{n - 1}")
+            raise InputError(f"{kind} index {target} out of range 0..{n - 1}")
         return kind, target
     name = target
     if ":" in name:
         prefix, _, name = name.partition(":")
         if prefix not in _ORDERS:
-            raise ValueError(f"unknown target kind {prefix!r} in {target!r}; choose plane, property or visual")
+            raise InputError(f"unknown target kind {prefix!r} in {target!r}; choose plane, property or visual")
         kind = prefix  # type: ignore[assignment]
     kinds = [kind] if kind else ["plane", "property", "visual"]
     for k in kinds:

@@ -12,9 +12,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
+
+from pcbm.errors import InputError, look_up
 
 _ARCHS = ("Unet", "UnetPlusPlus", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus", "Linknet", "MAnet", "PAN", "UPerNet", "Segformer")
 
@@ -46,26 +47,26 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.arch not in _ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose from {', '.join(_ARCHS)}")
+            raise InputError(f"unknown architecture {self.arch!r}; choose from {', '.join(_ARCHS)}")
         if not 3 <= self.encoder_depth <= 5:
-            raise ValueError(f"encoder_depth must be 3..5, got {self.encoder_depth}")
+            raise InputError(f"encoder_depth must be 3..5, got {self.encoder_depth}")
         if self.arch in ("Unet", "UnetPlusPlus", "MAnet") and len(self.decoder_channels) != self.encoder_depth:
-            raise ValueError(
+            raise InputError(
                 f"decoder_channels {self.decoder_channels} must have encoder_depth={self.encoder_depth} entries"
             )
         if self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"unknown input_norm {self.input_norm!r}; choose from {', '.join(INPUT_NORMS)}")
+            raise InputError(f"unknown input_norm {self.input_norm!r}; choose from {', '.join(INPUT_NORMS)}")
         if self.input_size < 32 or self.input_size % 2 ** self.encoder_depth:
-            raise ValueError(
+            raise InputError(
                 f"input_size must be >= 32 and a multiple of {2 ** self.encoder_depth} "
                 f"(2 ** encoder_depth), got {self.input_size}"
             )
         if self.decision not in ("linear", "mlp"):
-            raise ValueError(f"decision must be 'linear' or 'mlp', got {self.decision!r}")
+            raise InputError(f"decision must be 'linear' or 'mlp', got {self.decision!r}")
         if not 0.0 <= self.min_confidence < 1.0:
-            raise ValueError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
+            raise InputError(f"min_confidence must be in [0, 1), got {self.min_confidence}")
         if self.property_cnn_input < 8:
-            raise ValueError(f"property_cnn_input must be >= 8, got {self.property_cnn_input}")
+            raise InputError(f"property_cnn_input must be >= 8, got {self.property_cnn_input}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -78,7 +79,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; known: {', '.join(sorted(known))}")
+            raise InputError(f"unknown model config keys {unknown}; known: {', '.join(sorted(known))}")
         d = dict(d)
         for key in ("decoder_channels", "property_cnn_channels"):
             if key in d:
@@ -105,11 +106,7 @@ def get_model_config(name: str, **overrides: Any) -> ModelConfig:
     Raises:
         KeyError: unknown name, with the closest registered one and the list.
     """
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown model config {name!r}{hint} known: {', '.join(_REGISTRY)}")
-    cfg = _REGISTRY[name]
+    cfg = look_up(name, _REGISTRY, "model config")
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane
 from pcbm.data.preprocess import Letterbox, letterbox, unletterbox
+from pcbm.errors import InputError
 from pcbm.models.output import Intervention, PCBMOutput
 
 _MEASURED = {"hc_mm": ("head", "hc"), "bpd_mm": ("head", "bpd"), "ofd_mm": ("head", "ofd"),
@@ -119,5 +120,5 @@ def _spacings(value: Sequence[float | None] | float | None, n: int) -> list[floa
         return [None if value is None else float(value)] * n
     vals = list(value)
     if len(vals) != n:
-        raise ValueError(f"got {len(vals)} pixel spacings for {n} images")
+        raise InputError(f"got {len(vals)} pixel spacings for {n} images")
     return vals

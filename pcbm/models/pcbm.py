@@ -49,7 +49,7 @@ def build_segmenter(cfg: ModelConfig) -> nn.Module:
     try:
         model = smp.create_model(cfg.arch, **kwargs)
     except (KeyError, ValueError, RuntimeError) as e:
-        raise ValueError(f"cannot build {cfg.arch} with encoder {cfg.encoder!r}: {e}") from None
+        raise InputError(f"cannot build {cfg.arch} with encoder {cfg.encoder!r}: {e}") from None
     if cfg.encoder_weights_path:
         _load_encoder_weights(model.encoder, cfg.encoder_weights_path)
     return model
@@ -105,7 +105,7 @@ class PCBM(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.concept_free:
-            raise ValueError(f"config {cfg.name!r} is concept-free; build it with build_model()")
+            raise InputError(f"config {cfg.name!r} is concept-free; build it with build_model()")
         self.config = cfg
         self.segmenter = build_segmenter(cfg)
         attach_input_norm(self.segmenter, cfg.input_norm)
@@ -237,7 +237,7 @@ class PCBM(nn.Module):
                 values[:, i] = float(value)
             else:
                 if bool(torch.isnan(scale).any()):
-                    raise ValueError(f"intervening on {name} (mm) needs pixel_spacing_mm")
+                    raise InputError(f"intervening on {name} (mm) needs pixel_spacing_mm")
                 values[:, i] = float(value) / scale
         return values
 
@@ -268,7 +268,7 @@ class BaselineClassifier(nn.Module):
 
     def forward(self, image: torch.Tensor, intervention: Intervention | None = None, **_: object) -> PCBMOutput:
         if intervention:
-            raise ValueError("the concept-free baseline has no concepts to intervene on")
+            raise InputError("the concept-free baseline has no concepts to intervene on")
         feats = self.encoder(image)[-1]  # (B, C, S/2^d, S/2^d)
         logits = self.head(feats.mean((2, 3)))  # (B, K + 1)
         plane_logits, std_logit = logits[:, :N_PLANES], logits[:, N_PLANES]

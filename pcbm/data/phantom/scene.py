@@ -24,6 +24,7 @@ from pcbm.concepts.ontology import PLANE_NAMES, get_plane
 from pcbm.data.phantom import anatomy
 from pcbm.data.phantom.canvas import Canvas, ellipse_points
 from pcbm.data.phantom.render import Geometry
+from pcbm.errors import InputError
 
 HEAD_PLANES = ("trans_thalamic", "trans_ventricular", "trans_cerebellar")
 #: criteria a plane needs to be that plane at all: never broken. Without them the scene would be
@@ -320,9 +321,9 @@ def sample_scene(plane: str, broken: str | None, geom: Geometry, rng: np.random.
         ValueError: for an unknown plane or a criterion the plane cannot break.
     """
     if plane not in PLANE_NAMES:
-        raise ValueError(f"unknown plane {plane!r}; choose one of {', '.join(PLANE_NAMES)}")
+        raise InputError(f"unknown plane {plane!r}; choose one of {', '.join(PLANE_NAMES)}")
     if broken is not None and broken not in breakable(plane):
-        raise ValueError(f"plane {plane!r} cannot break {broken!r}; choose one of {', '.join(breakable(plane)) or 'none'}")
+        raise InputError(f"plane {plane!r} cannot break {broken!r}; choose one of {', '.join(breakable(plane)) or 'none'}")
     p = _SAMPLERS[plane](plane, broken, geom, rng)
     p.update(_background(geom, rng))
     p["plane"], p["broken"] = plane, broken

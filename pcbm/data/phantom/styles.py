@@ -15,10 +15,11 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
+
+from pcbm.errors import look_up
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,7 @@ def get_style(name: str) -> ScannerStyle:
     Raises:
         KeyError: naming the unknown style, the closest known one and the choices.
     """
-    try:
-        return STYLES[name]
-    except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), STYLE_NAMES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown phantom style {name!r}{hint} known: {', '.join(STYLE_NAMES)}") from None
+    return look_up(name if isinstance(name, str) else repr(name), STYLES, "phantom style")
 
 
 #: settings :func:`random_style` leaves alone (text and layout are drawn from the training styles)

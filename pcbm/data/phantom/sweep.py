@@ -23,6 +23,7 @@ from pcbm.data.phantom.render import Geometry, geometry
 from pcbm.data.phantom.scene import sample_scene
 from pcbm.data.phantom.styles import STYLE_IDS
 from pcbm.data.sample import Sample
+from pcbm.errors import InputError
 
 SWEEP_PLANES = ("trans_ventricular", "trans_thalamic", "trans_cerebellar", "abdomen", "femur", "thorax", "cervix")
 _TRANSIT, _APPROACH = 0.12, 0.58  # fractions of a segment: in transit, approaching; the rest dwells
@@ -115,7 +116,7 @@ def sweep(n_frames: int = 240, seed: int = 0, style: str = "default", size: int 
         ``meta`` names the segment, its target plane and phase (transit, approach, dwell).
     """
     if n_frames < 1:
-        raise ValueError(f"n_frames must be at least 1, got {n_frames}")
+        raise InputError(f"n_frames must be at least 1, got {n_frames}")
     if style not in STYLE_IDS:
-        raise ValueError(f"unknown style {style!r}; choose one of {', '.join(STYLE_IDS)}")
+        raise InputError(f"unknown style {style!r}; choose one of {', '.join(STYLE_IDS)}")
     return list(iter_sweep(n_frames, seed, style, size))
