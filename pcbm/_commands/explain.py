@@ -8,21 +8,22 @@ import typer
 
 
 def _spacing(value: float | None) -> tuple[float | None, str | None]:
-    from pcbm.errors import InputError
+    from pcbm.validate import pixel_spacing
 
     if value is None:
         return None, None
-    if not 0 < value < 10:
-        raise InputError(f"--pixel-spacing must be in mm per pixel, between 0 and 10, got {value:g}")
-    return value, "--pixel-spacing flag"
+    return pixel_spacing(value, "--pixel-spacing"), "--pixel-spacing flag"
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
         model_ref: str = typer.Argument(..., metavar="RUN|default", help="A run directory, or 'default' for the shipped model."),
-        images: list[Path] = typer.Argument(..., metavar="IMAGE...", help="Image files (PNG, JPEG, BMP, TIFF)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Folder for the reports and index.html."),
+        images: list[Path] = typer.Argument(..., metavar="IMAGE...",
+                                            help="Image files (PNG, JPEG, BMP, TIFF) or ultrasound DICOM files."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for the reports and index.html (earlier reports "
+                                                          "there are kept and listed)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports of the same name in --out."),
         pixel_spacing: float = typer.Option(None, "--pixel-spacing", help="mm per pixel for all images (else from the dataset when known, else px)."),
         heatmap: str = typer.Option("gradcam", "--heatmap", help="gradcam, integrated_gradients, saliency or none."),
         formats: str = typer.Option("html,json", "--formats", help="Comma-separated: html, json, md, png."),
@@ -42,27 +43,27 @@ def register(app: typer.Typer) -> None:
         methods = ("gradcam", "integrated_gradients", "saliency", "none")
         if heatmap not in methods:
             raise InputError(f"unknown --heatmap {heatmap!r}; choose {', '.join(methods)}")
-        for p in images:
-            if not p.is_file():
-                raise InputError(f"image not found: {p}")
         spacing, source = _spacing(pixel_spacing)
         model, info = load_model(model_ref)
-        rows: list[tuple[str, ConceptReport]] = []
         columns = (TextColumn("[bold]report"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    TextColumn("{task.description}"))
         with Progress(*columns) as progress:
             task = progress.add_task("", total=len(images))
 
-            def done(i: int, stem: str, r: ConceptReport) -> None:
-                rows.append((stem, r))
-                progress.update(task, advance=1, description=images[i].name)
+            def done(i: int, stem: str, r: ConceptReport | None) -> None:
+                progress.update(task, advance=1, description=stem)
 
-            index = write_reports(model, images, out, info, spacing, source, fmts,
-                                  heatmap=None if heatmap == "none" else heatmap, on_done=done)
-        for stem, r in rows:
+            run = write_reports(model, images, out, info, spacing, source, fmts,
+                                heatmap=None if heatmap == "none" else heatmap, on_done=done, overwrite=overwrite)
+        for stem, r in run.written:
             typer.echo(f"{stem}: {r.plane} — {r.status_label} ({r.confidence:.0%})"
                        + (f"; missing: {', '.join(r.missing)}" if r.missing and r.status != 'not_a_known_plane' else ""))
-        typer.echo(f"wrote {len(rows)} report(s) and {index}")
+        for stem, message in run.failures:
+            typer.secho(f"error: {stem}: {message}", fg=typer.colors.RED, err=True)
+        typer.echo(f"wrote {len(run.written)} report(s) and {run.index}")
+        if run.failures:
+            typer.secho(f"{len(run.failures)} of {len(images)} images failed", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
 
     @app.command("intervene")
     def intervene_cmd(

@@ -16,56 +16,82 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
         data: str = typer.Option(..., "--data", help="Data spec, e.g. hc18:PATH?split=val or phantom:n=200,seed=7."),
-        json_out: Path = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
-        limit: int = typer.Option(None, "--limit", help="Evaluate only the first N samples."),
-        batch_size: int = typer.Option(8, "--batch-size"),
-        threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+        json_out: Path = typer.Option(None, "--json", help="Also write the metrics to this JSON file (a new file)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
+        limit: int = typer.Option(None, "--limit", min=1, help="Evaluate only the first N samples."),
+        batch_size: int = typer.Option(8, "--batch-size", min=1),
+        threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
     ) -> None:
-        """Evaluate a model: plane macro-F1 / balanced accuracy, standardness, properties, Dice, HC MAE (mm)."""
+        """Evaluate a model: plane macro-F1 / balanced accuracy, standardness, properties, Dice, HC MAE (mm).
+
+        A sample that cannot be read is listed and the rest is evaluated; the exit code is then 1.
+        """
         import torch
 
-        from pcbm._io import write_json
+        from pcbm._io import check_output_file, write_json
         from pcbm.data import open_dataset
         from pcbm.models import load_model
         from pcbm.training import evaluate
 
+        if json_out is not None:
+            check_output_file(json_out, "--json", overwrite)  # before the evaluation, not after it
         torch.set_num_threads(threads)
-        model, _ = load_model(run)
         ds = open_dataset(data)
+        model, _ = load_model(run)
         metrics = jsonable({"model": run, "data": data, **evaluate(model, ds, batch_size=batch_size, limit=limit)})
         if json_out is not None:
             write_json(json_out, metrics)
-        short = {k: v for k, v in metrics.items() if k not in ("plane_confusion", "properties")}  # type: ignore[union-attr]
+        short = {k: v for k, v in metrics.items() if k not in ("plane_confusion", "properties", "failed")}  # type: ignore[union-attr]
         typer.echo(json.dumps(short, indent=2))
+        failed = metrics["failed"]  # type: ignore[index]
+        for f in failed[:20]:
+            typer.secho(f"error: sample {f['index']}: {f['error']}", fg=typer.colors.RED, err=True)
+        if failed:
+            more = f" ({len(failed) - 20} more in --json)" if len(failed) > 20 else ""
+            typer.secho(f"{len(failed)} of {len(failed) + metrics['n']} samples could not be read{more}",  # type: ignore[index]
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
 
     @app.command("predict")
     def predict_cmd(
         run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
-        images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF)."),
-        pixel_spacing: float = typer.Option(None, "--pixel-spacing", help="mm per pixel (measurements in mm; px without)."),
-        threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+        images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF) or ultrasound DICOM files."),
+        pixel_spacing: float = typer.Option(None, "--pixel-spacing",
+                                            help="mm per pixel for every image (else from the DICOM header or the "
+                                                 "image's dataset CSV when known; px without)."),
+        threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
     ) -> None:
-        """Print one JSON object per image: plane, status, properties, measurements, missing criteria."""
+        """Print one JSON object per image: plane, status, properties, measurements, missing criteria.
+
+        An image that cannot be read gets its own error line and the others go on; the exit code is then 1.
+        """
         import torch
 
-        from pcbm.data.io import read_image
+        from pcbm.data.io import read_input_image
         from pcbm.errors import InputError
         from pcbm.models import load_model, predict_images
+        from pcbm.validate import pixel_spacing as valid_spacing
 
-        if pixel_spacing is not None and not pixel_spacing > 0:
-            raise InputError(f"--pixel-spacing must be a positive number of mm per pixel, got {pixel_spacing}")
+        if pixel_spacing is not None:
+            pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
         torch.set_num_threads(threads)
         model, _ = load_model(run)
         failed = 0
         for path in images:
             try:
-                img, _notes = read_image(path)
-                [res] = predict_images(model, [img], pixel_spacing, names=[str(path)])
-            except (InputError, ValueError) as e:
+                loaded = read_input_image(path)
+                spacing = pixel_spacing if pixel_spacing is not None else loaded.pixel_spacing_mm
+                [res] = predict_images(model, [loaded.image], spacing, names=[str(path)])
+            except InputError as e:
                 failed += 1
                 typer.secho(f"error: {path}: {e}", fg=typer.colors.RED, err=True)
                 continue
-            typer.echo(json.dumps(jsonable(res)))
+            if spacing is not None:
+                res["pixel_spacing_mm"] = spacing
+                res["pixel_spacing_source"] = "--pixel-spacing" if pixel_spacing is not None else loaded.spacing_source
+            if loaded.notes:
+                res["notes"] = list(loaded.notes)
+            typer.echo(json.dumps(jsonable(res), allow_nan=False))
             sys.stdout.flush()
         if failed:
             typer.secho(f"{failed} of {len(images)} images failed", fg=typer.colors.RED, err=True)

@@ -9,17 +9,17 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import html as _html
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pcbm._io import atomic_open
+from pcbm._io import atomic_open, write_json
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane
 from pcbm.errors import InputError
 from pcbm.explain.report import ConceptReport, MeasurementRow, checklist_for
@@ -31,8 +31,12 @@ ImageLike = Any  # np.ndarray (H, W) uint8 | pcbm.data.Sample | str | os.PathLik
 
 def load_image(image: ImageLike) -> tuple[np.ndarray, str, list[str], float | None, str | None]:
     """(uint8 image, source name, notes, pixel spacing, spacing source) from an array, a
-    :class:`~pcbm.data.Sample`, an image file or an ultrasound DICOM file (first frame; spacing
-    from its header)."""
+    :class:`~pcbm.data.Sample`, an image file or an ultrasound DICOM file.
+
+    Files go through the one image reader (:func:`pcbm.data.io.read_input_image`): a DICOM frame
+    comes de-identified with its burned-in text masked, and is named by a hash of its path
+    (``dicom_<hash>``), never by the path, which can carry a patient's name.
+    """
     from pcbm.data.sample import Sample
 
     if isinstance(image, Sample):
@@ -42,41 +46,22 @@ def load_image(image: ImageLike) -> tuple[np.ndarray, str, list[str], float | No
         if image.ndim != 2 or image.dtype != np.uint8:
             raise InputError(f"image must be a 2-D uint8 array, got shape {image.shape} dtype {image.dtype}")
         return image, "array", [], None, None
+    from pcbm.data.io import read_input_image
+
+    loaded = read_input_image(image)
+    return loaded.image, report_name(image), list(loaded.notes), loaded.pixel_spacing_mm, loaded.spacing_source
+
+
+def report_name(path: str | os.PathLike[str]) -> str:
+    """The name a report shows for a file: its path, or ``dicom_<hash of the path>`` for a DICOM file."""
+    import hashlib
+
     from pcbm.data.dicom import is_dicom_file
 
-    if Path(image).is_file() and is_dicom_file(image):
-        from pcbm.data.dicom import read_dicom
-
-        [sample] = read_dicom(image, frames="first")
-        src = sample.meta.get("pixel_spacing_source") or None
-        notes = list(sample.meta.get("notes", []))
-        return sample.image, str(image), notes, sample.pixel_spacing_mm, f"DICOM header ({src})" if src else None
-    from pcbm.data.io import read_image
-
-    img, notes = read_image(image)
-    spacing, source = find_pixel_spacing(image)
-    return img, str(image), notes, spacing, source
-
-
-def find_pixel_spacing(path: str | os.PathLike[str]) -> tuple[float | None, str | None]:
-    """Pixel spacing of an image file from its dataset, when the file sits in a known layout.
-
-    Knows HC18's ``pixel_size_and_hc.csv`` (in the image's folder or its parent). Returns
-    (mm per pixel, source) or (None, None).
-    """
     p = Path(path)
-    for folder in (p.parent, p.parent.parent):
-        table = folder / "pixel_size_and_hc.csv"
-        if not table.is_file():
-            continue
-        with open(table, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                if row.get("filename") == p.name:
-                    try:
-                        return float(row["pixel_size_mm"]), f"dataset ({table.name}, HC18)"
-                    except (KeyError, ValueError):
-                        return None, None
-    return None, None
+    if p.is_file() and is_dicom_file(p):
+        return "dicom_" + hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:12]
+    return str(path)
 
 
 def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
@@ -211,6 +196,7 @@ def explain_image(
 
     from pcbm.explain.explainers import DecisionExplainer, PixelExplainer
     from pcbm.models.inference import original_masks, run_model, to_input
+    from pcbm.validate import pixel_spacing as valid_spacing
 
     if getattr(model, "concept_free", False):
         raise InputError("a concept report needs a concept model (PCBM), not the concept-free baseline")
@@ -218,8 +204,7 @@ def explain_image(
     if pixel_spacing_mm is None:
         pixel_spacing_mm, spacing_source = found, found_source
     else:
-        if not (isinstance(pixel_spacing_mm, (int, float)) and 0 < pixel_spacing_mm < 10):
-            raise InputError(f"pixel spacing must be a positive number of mm per pixel, got {pixel_spacing_mm!r}")
+        pixel_spacing_mm = valid_spacing(pixel_spacing_mm, "pixel spacing")
         spacing_source = spacing_source or "given by the caller"
     out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
     plane = PLANE_NAMES[int(out.plane_index[0])]
@@ -284,6 +269,33 @@ def describe_intervention(intervention: Any) -> list[str]:
     return lines
 
 
+INDEX_JSON = "index.json"  # the reports in a folder, so index.html lists every run's reports, not the last
+
+
+@dataclass
+class ReportRun:
+    """What :func:`write_reports` did: the index, the reports written and the images that failed."""
+
+    index: Path
+    written: list[tuple[str, ConceptReport]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (report stem, message)
+
+
+def report_stems(images: Sequence[ImageLike]) -> list[str]:
+    """The file stem of each image's report (a DICOM's is a hash of its path; repeats get _2, _3)."""
+    used: set[str] = set()
+    stems = []
+    for i, image in enumerate(images):
+        if isinstance(image, np.ndarray):
+            stem = f"image_{i:03d}"
+        elif hasattr(image, "image") and hasattr(image, "id"):
+            stem = str(image.id or f"sample_{i:03d}")
+        else:
+            stem = Path(report_name(image)).stem
+        stems.append(_unique(stem, used))
+    return stems
+
+
 def write_reports(
     model: Any,
     images: Sequence[ImageLike],
@@ -293,31 +305,72 @@ def write_reports(
     spacing_source: str | None = None,
     formats: tuple[str, ...] = ("html", "json"),
     heatmap: str | None = "gradcam",
-    on_done: Callable[[int, str, ConceptReport], None] | None = None,
-) -> Path:
+    on_done: Callable[[int, str, ConceptReport | None], None] | None = None,
+    overwrite: bool = False,
+) -> ReportRun:
     """Write one report per image (``<stem>.html``, ``<stem>.json``, …) and ``index.html``.
 
-    Args:
-        on_done: called as ``on_done(i, stem, report)`` after each image (e.g. to advance a progress bar).
+    The folder may hold earlier reports: they are kept and listed in ``index.html`` beside the new
+    ones. A report file that exists already is not replaced unless ``overwrite`` — that is checked
+    for every image before any work. An image that cannot be read is recorded in ``failures`` and
+    the others go on. Every file is written atomically.
 
-    Returns:
-        The path of ``index.html``.
+    Args:
+        on_done: called as ``on_done(i, stem, report)`` after each image (``report`` None when it
+            failed), e.g. to advance a progress bar.
+
+    Raises:
+        InputError: ``out_dir`` is a file or not writable, or a report would replace an existing file.
     """
-    out = Path(out_dir)
+    from pcbm._io import check_output_dir
+
+    out = check_output_dir(out_dir, "--out", allow_existing=True)
+    stems = report_stems(images)
+    if not overwrite:
+        clash = [f"{stem}.{fmt}" for stem in stems for fmt in formats if (out / f"{stem}.{fmt}").exists()]
+        if clash:
+            shown = ", ".join(clash[:5]) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")
+            raise InputError(f"{out} already has {shown}; refusing to replace them (pass --overwrite, or choose "
+                             "another --out)")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    used: set[str] = set()
-    for i, image in enumerate(images):
-        report = explain_image(model, image, info, pixel_spacing_mm, spacing_source, heatmap=heatmap)
-        stem = _unique(Path(str(image)).stem if not isinstance(image, np.ndarray) else f"image_{i:03d}", used)
+    run = ReportRun(index=out / "index.html")
+    for i, (image, stem) in enumerate(zip(images, stems, strict=True)):
+        try:
+            report = explain_image(model, image, info, pixel_spacing_mm, spacing_source, heatmap=heatmap)
+        except InputError as e:
+            run.failures.append((stem, str(e)))
+            if on_done is not None:
+                on_done(i, stem, None)
+            continue
         report.save(out, stem, formats)
-        rows.append((stem, report))
+        run.written.append((stem, report))
         if on_done is not None:
             on_done(i, stem, report)
-    index = out / "index.html"
-    with atomic_open(index, "w", encoding="utf-8") as f:
-        f.write(_index_html(rows, formats))
-    return index
+    entries = _read_index(out)
+    for stem, r in run.written:
+        entries[stem] = _index_entry(stem, r, formats)
+    write_json(out / INDEX_JSON, list(entries.values()))
+    with atomic_open(run.index, "w", encoding="utf-8") as f:
+        f.write(_index_html(list(entries.values())))
+    return run
+
+
+def _index_entry(stem: str, r: ConceptReport, formats: tuple[str, ...]) -> dict[str, Any]:
+    return {"stem": stem, "link": f"{stem}.{'html' if 'html' in formats else formats[0]}", "plane": r.plane_title,
+            "status": r.status, "status_label": r.status_label, "confidence": round(r.confidence, 4),
+            "missing": list(r.missing), "measurements": [str(m) for m in r.measurements]}
+
+
+def _read_index(folder: Path) -> dict[str, dict[str, Any]]:
+    """The entries of an earlier ``index.json`` (by stem, in order); a damaged one is rebuilt, not fatal."""
+    import json
+
+    path = folder / INDEX_JSON
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+        return {str(e["stem"]): e for e in items if isinstance(e, dict) and "stem" in e and "link" in e}
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def _unique(stem: str, used: set[str]) -> str:
@@ -329,15 +382,16 @@ def _unique(stem: str, used: set[str]) -> str:
     return s
 
 
-def _index_html(rows: list[tuple[str, ConceptReport]], formats: tuple[str, ...]) -> str:
+def _index_html(entries: list[dict[str, Any]]) -> str:
     e = _html.escape
     colors = {"standard": "#1f8a4c", "close_to_standard": "#c77c02", "not_a_known_plane": "#6b7280"}
-    link = "html" if "html" in formats else formats[0]
     trs = "".join(
-        f"<tr><td><a href='{e(stem)}.{link}'>{e(stem)}</a></td><td>{e(r.plane_title)}</td>"
-        f"<td style='color:{colors[r.status]};font-weight:600'>{e(r.status_label)}</td><td>{r.confidence:.0%}</td>"
-        f"<td>{e(', '.join(r.missing) or '—')}</td><td>{e('; '.join(str(m) for m in r.measurements) or '—')}</td></tr>"
-        for stem, r in rows)
+        f"<tr><td><a href='{e(str(r['link']))}'>{e(str(r['stem']))}</a></td><td>{e(str(r['plane']))}</td>"
+        f"<td style='color:{colors.get(str(r['status']), '#1f2933')};font-weight:600'>{e(str(r['status_label']))}</td>"
+        f"<td>{float(r['confidence']):.0%}</td><td>{e(', '.join(map(str, r['missing'])) or '—')}</td>"
+        f"<td>{e('; '.join(map(str, r['measurements'])) or '—')}</td></tr>"
+        for r in entries)
+    rows = entries
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>pcbm reports</title><style>

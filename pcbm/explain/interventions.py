@@ -122,6 +122,9 @@ class InterventionResult:
         return ax
 
 
+MAX_LENGTH_MM = 1000.0  # a fetal length set by hand above 1 m is a typo, not a measurement
+
+
 def _check_value(name: str, value: Any, concept: Any) -> float:
     if isinstance(value, str):
         low = value.strip().lower()
@@ -133,15 +136,14 @@ def _check_value(name: str, value: Any, concept: Any) -> float:
                 value = float(low)
             except ValueError:
                 raise InputError(f"bad value {value!r} for {name}: expected a number, yes/no or true/false") from None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"bad value {value!r} for {name}: expected a number") from None
+    from pcbm.validate import finite
+
+    v = finite(value, f"value for {name}")
     binary = not isinstance(concept, PropertyConcept) or concept.binary
     if binary and not 0.0 <= v <= 1.0:
         raise InputError(f"value for {name} must be a probability in [0, 1], got {v:g}")
-    if not binary and not v > 0:
-        raise InputError(f"value for {name} must be a positive length in mm, got {v:g}")
+    if not binary and not 0 < v <= MAX_LENGTH_MM:
+        raise InputError(f"value for {name} must be a positive length in mm (at most {MAX_LENGTH_MM:g}), got {v:g}")
     return v
 
 
@@ -287,6 +289,7 @@ def parse_intervention(sets: Sequence[str] = (), erases: Sequence[str] = ()) -> 
         name, box = _split_box(name.strip())
         get_concept(name)
         if box is None:
+            _check_value(name, value.strip(), get_concept(name))  # a bad value fails before the model loads
             out["set"][name] = value.strip()
         else:
             if _check_value(name, value, get_concept(name)) not in (0.0, 1.0):

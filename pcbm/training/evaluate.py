@@ -59,9 +59,12 @@ def evaluate(
     meas_err: dict[str, list[float]] = defaultdict(list)
     dice: dict[str, list[float]] = defaultdict(list)
     hc_err: list[float] = []
+    failed: list[dict[str, Any]] = []  # samples that could not be read: reported, the rest goes on
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
-        samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        samples = _load(dataset, range(start, min(n, start + batch_size)), failed)
+        if not samples:
+            continue
         out, boxes = run_model(model, [s.image for s in samples], [s.pixel_spacing_mm for s in samples])
         pred_plane = out.plane_index.cpu()
         for j, s in enumerate(samples):
@@ -102,12 +105,14 @@ def evaluate(
             progress(min(n, start + batch_size), n)
     elapsed = time.perf_counter() - t0
     result: dict[str, Any] = {
-        "n": n,
+        "n": n - len(failed),
+        "n_failed": len(failed),
+        "failed": failed,
         "plane_macro_f1": float(f1.compute()) if planes_seen else None,
         "plane_balanced_accuracy": float(bacc.compute()) if planes_seen else None,
         "plane_confusion": {"labels": list(PLANE_NAMES), "matrix": conf.compute().tolist()} if planes_seen else None,
         "standard_accuracy": float(np.mean(std_hits)) if std_hits else None,
-        "seconds_per_image": elapsed / max(n, 1),
+        "seconds_per_image": elapsed / max(n - len(failed), 1),
     }
     if concept_free:
         return result
@@ -125,6 +130,19 @@ def evaluate(
     if hc_err:
         result["hc_n"] = len(hc_err)
     return result
+
+
+def _load(dataset: SampleDataset, indices: range, failed: list[dict[str, Any]]) -> list[Any]:
+    """The samples at ``indices``; one that cannot be read (InputError) is noted in ``failed`` and left out."""
+    from pcbm.errors import InputError
+
+    samples = []
+    for i in indices:
+        try:
+            samples.append(dataset[i])
+        except InputError as e:
+            failed.append({"index": i, "error": str(e)})
+    return samples
 
 
 def _hc_mm(prob: np.ndarray, spacing: float) -> float:
