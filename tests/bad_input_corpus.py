@@ -1,0 +1,412 @@
+"""A corpus of bad inputs, interruptions and unwritable outputs, run through the real CLI entry point.
+
+Each :class:`Case` is a command line against a workspace of files the corpus makes itself (broken
+images, malformed CSVs, corrupt DICOMs, corrupt run folders, a user's folder that must survive, a
+read-only and a full file system where the machine allows mounting them). :func:`run_case` runs
+``pcbm.cli.main(argv)`` in-process and says whether it printed a traceback, whether the exit code
+and the message were as expected, and whether any file of the workspace changed or appeared
+(data lost or half-written). ``tests/test_bad_inputs.py`` runs every case;
+``bench/bench_bad_inputs.py`` counts them for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import struct
+import subprocess
+import traceback
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SALT = "corpus-secret-salt"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the command line, the exit codes allowed, and what the message must name."""
+
+    name: str
+    category: str
+    argv: Callable[[Path], list[str]]
+    exit: tuple[int, ...]  # allowed exit codes (never 0 for a failure)
+    message: str  # a regular expression the output must match (names the problem)
+    writes: tuple[str, ...] = ()  # workspace-relative paths the command may create (successful parts)
+    needs: str | None = None  # "mount": needs a mountable tmpfs (read-only / full disk cases)
+
+
+@dataclass
+class Outcome:
+    case: Case
+    exit: int | None
+    output: str
+    traceback: str | None = None
+    changed: list[str] = field(default_factory=list)  # workspace files changed, removed or appeared
+
+    @property
+    def ok_exit(self) -> bool:
+        return self.exit in self.case.exit
+
+    @property
+    def ok_message(self) -> bool:
+        return re.search(self.case.message, self.output, re.IGNORECASE | re.DOTALL) is not None
+
+    @property
+    def ok(self) -> bool:
+        return self.traceback is None and self.ok_exit and self.ok_message and not self.changed
+
+    def describe(self) -> str:
+        parts = [f"{self.case.name}: exit {self.exit} (want {self.case.exit})"]
+        if self.traceback:
+            parts.append("TRACEBACK:\n" + self.traceback[-3000:])
+        if not self.ok_message:
+            parts.append(f"message does not match {self.case.message!r}")
+        if self.changed:
+            parts.append(f"workspace changed: {self.changed[:10]}")
+        parts.append("output:\n" + self.output[-2000:])
+        return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------- files
+
+
+def _png_header_only(path: Path, w: int, h: int) -> None:
+    """A PNG whose header claims w x h pixels, with one tiny (wrong) data chunk: huge to decode."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def _phantom_image(size: int = 128, index: int = 0) -> np.ndarray:
+    from pcbm.data.phantom import PhantomDataset
+
+    return PhantomDataset(n=index + 1, seed=5, size=size)[index].image
+
+
+def _write_images(root: Path) -> None:
+    img = root / "img"
+    img.mkdir(parents=True)
+    good = _phantom_image()
+    cv2.imwrite(str(img / "good.png"), good)
+    cv2.imwrite(str(img / "good2.png"), _phantom_image(index=1))
+    rgba = np.dstack([good, good, good, np.full_like(good, 200)])
+    cv2.imwrite(str(img / "rgba.png"), rgba)
+    ten_bit = (good.astype(np.uint16) * 4)  # a 10-bit image stored in 16 bits
+    cv2.imwrite(str(img / "gray16.png"), ten_bit)
+    _png_header_only(img / "huge.png", 20000, 20000)
+    cv2.imwrite(str(img / "tiny.png"), np.full((1, 1), 128, np.uint8))
+    cv2.imwrite(str(img / "black.png"), np.zeros((128, 128), np.uint8))
+    data = (img / "good.png").read_bytes()
+    (img / "truncated.png").write_bytes(data[: len(data) // 2])
+    (img / "empty.png").write_bytes(b"")
+    (img / "renamed.png").write_text("these are my notes, not an image\n")
+    (img / "folder.png").mkdir()
+
+
+def _write_datasets(root: Path) -> None:
+    from pcbm.data.folder import write_folder
+    from pcbm.data.phantom import PhantomDataset
+
+    write_folder(list(PhantomDataset(n=4, seed=3, size=96)), root / "data" / "good", progress=False)
+    bad = root / "data" / "bad"
+    write_folder(list(PhantomDataset(n=6, seed=4, size=96)), bad, progress=False)
+    lines = (bad / "labels.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    col = header.index("pixel_spacing_mm")
+    rows = [ln.split(",") for ln in lines[1:]]
+    rows[1][col] = "abc"  # line 3: a bad spacing
+    (bad / "images" / rows[2][0]).write_bytes(b"\x89PNG broken")  # a corrupt image
+    (bad / "images" / rows[3][0]).unlink()  # a missing image
+    some_mask = next((bad / "masks").glob(f"*/{rows[4][0]}"))
+    cv2.imwrite(str(some_mask), np.zeros((10, 12), np.uint8))  # a mask of the wrong size
+    (bad / "labels.csv").write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    files = root / "data" / "bad_files"  # a good labels.csv, but a corrupt and a missing image
+    write_folder(list(PhantomDataset(n=4, seed=6, size=96)), files, progress=False)
+    names = sorted(p.name for p in (files / "images").iterdir())
+    (files / "images" / names[0]).write_bytes(b"\x89PNG broken")
+    (files / "images" / names[1]).unlink()
+    for name, text in {
+        "empty_csv": "",
+        "no_image_column": "picture,plane\na.png,femur\n",
+        "semicolons": "image;plane;standard\na.png;femur;1\n",
+        "bad_plane": "image,plane\na.png,femurr\n",
+        "nan_spacing": "image,plane,pixel_spacing_mm\na.png,femur,nan\n",
+        "bad_bool": "image,plane,standard\na.png,femur,maybe\n",
+    }.items():
+        d = root / "data" / name
+        (d / "images").mkdir(parents=True)
+        cv2.imwrite(str(d / "images" / "a.png"), _phantom_image(96))
+        (d / "labels.csv").write_text(text)
+
+
+def _write_dicoms(root: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_helpers import make_dicom
+
+    d = root / "dicom"
+    make_dicom(d / "ok.dcm")
+    (d / "corrupt.dcm").write_bytes(b"\0" * 128 + b"DICM" + os.urandom(200))
+    data = (d / "ok.dcm").read_bytes()
+    (d / "truncated.dcm").write_bytes(data[: len(data) - 2000])
+    (d / "notdicom.dcm").write_text("not a dicom at all\n")
+    bad = root / "dicom_bad_region"
+    make_dicom(bad / "ok.dcm")
+    import pydicom
+
+    ds = pydicom.dcmread(bad / "ok.dcm")
+    r = ds.SequenceOfUltrasoundRegions[0]
+    r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = 500, 500, 900, 900
+    ds.save_as(bad / "outside.dcm")
+
+
+def _write_runs(root: Path) -> None:
+    from pcbm.models.io import resolve_run
+
+    runs = root / "runs"
+    default = resolve_run("default")
+    (runs / "empty").mkdir(parents=True)
+    (runs / "config_only").mkdir()
+    (runs / "config_only" / "config.json").write_text((default / "config.json").read_text())
+    (runs / "truncated").mkdir()
+    (runs / "truncated" / "config.json").write_text((default / "config.json").read_text())
+    data = (default / "model.pt").read_bytes()
+    (runs / "truncated" / "model.pt").write_bytes(data[: len(data) // 3])
+    (runs / "garbage").mkdir()
+    (runs / "garbage" / "model.pt").write_bytes(b"not a checkpoint")
+    (runs / "bad_config").mkdir()
+    (runs / "bad_config" / "model.pt").write_bytes(data)
+    (runs / "bad_config" / "config.json").write_text("{ not json")
+    (runs / "a_file").write_text("I am a file\n")
+
+
+def _write_outputs(root: Path) -> None:
+    user = root / "user"
+    user.mkdir()
+    (user / "NOTES.txt").write_text("my notes: do not delete\n")
+    (user / "existing.json").write_text('{"mine": true}\n')
+    run = root / "user_run"
+    run.mkdir()
+    (run / "config.json").write_text('{"mine": true}\n')
+    (run / "model.pt").write_bytes(b"my model")
+    reports = root / "user_reports"
+    reports.mkdir()
+    (reports / "good.html").write_text("<p>an earlier report</p>")
+    (reports / "good.json").write_text("{}")
+
+
+def build_workspace(root: Path) -> Path:
+    """Make every file the corpus needs under ``root`` (a fresh folder); returns ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    _write_images(root)
+    _write_datasets(root)
+    _write_dicoms(root)
+    _write_runs(root)
+    _write_outputs(root)
+    return root
+
+
+@contextlib.contextmanager
+def mounted(root: Path, name: str, options: str) -> Iterator[Path | None]:
+    """A tmpfs mounted at ``root/name`` with ``options`` (e.g. ``size=64k`` or ``ro``); None where
+    this machine does not allow mounting."""
+    where = root / name
+    where.mkdir(exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    if r.returncode != 0:
+        yield None
+        return
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+# ------------------------------------------------------------------------------------------- cases
+
+
+def _p(*parts: str) -> Callable[[Path], str]:
+    return lambda ws: str(ws.joinpath(*parts))
+
+
+def _argv(*items: str | Callable[[Path], str]) -> Callable[[Path], list[str]]:
+    return lambda ws: [i(ws) if callable(i) else i for i in items]
+
+
+IMG = {k: _p("img", f"{k}.png") for k in ("good", "good2", "rgba", "gray16", "huge", "tiny", "black", "truncated",
+                                         "empty", "renamed", "missing", "folder")}
+USAGE, NUMBER, IMAGE, CSV, SPEC, DICOM, RUN, OUTPUT = ("usage", "bad number", "image", "csv", "spec", "dicom",
+                                                       "run folder", "output")
+
+
+def cases() -> list[Case]:
+    """Every case of the corpus."""
+    c: list[Case] = []
+    add = c.append
+    # CLI usage
+    add(Case("no command", USAGE, _argv(), (2,), r"usage|commands"))
+    add(Case("unknown command", USAGE, _argv("bogus"), (2,), r"no such command 'bogus'"))
+    add(Case("missing argument", USAGE, _argv("predict"), (2,), r"missing argument"))
+    add(Case("spacing not a number", USAGE, _argv("predict", "default", IMG["good"], "--pixel-spacing", "abc"), (2,),
+             r"--pixel-spacing"))
+    add(Case("synth --n 0", USAGE, _argv("data", "synth", "--out", _p("new_synth"), "--n", "0"), (2,), r"--n"))
+    add(Case("unknown option", USAGE, _argv("eval", "default", "--data", "phantom", "--bogus"), (2,), r"--bogus"))
+    # numbers that make no sense
+    for v in ("nan", "0", "-0.1", "inf", "1e9"):
+        add(Case(f"predict --pixel-spacing {v}", NUMBER,
+                 _argv("predict", "default", IMG["good"], "--pixel-spacing", v), (2,), r"pixel.spacing"))
+    add(Case("report --pixel-spacing nan", NUMBER,
+             _argv("report", "default", IMG["good"], "--out", _p("new_reports"), "--pixel-spacing", "nan"), (2,),
+             r"pixel.spacing"))
+    for v in ("hc_mm=inf", "hc_mm=nan", "hc_mm=-260", "csp_visible=nan", "csp_visible=7"):
+        add(Case(f"intervene --set {v}", NUMBER, _argv("intervene", "default", IMG["good"], "--set", v), (2,),
+                 v.split("=")[0]))
+    add(Case("intervene unknown concept", NUMBER, _argv("intervene", "default", IMG["good"], "--set",
+                                                        "cerebelum_visible=1"), (2,), r"did you mean"))
+    add(Case("refit --weights nan", NUMBER, _argv("refit", "default", "--data", "phantom:n=8,size=64", "--weights",
+                                                  "nan", "--out", _p("new_refit")), (2,), r"weights"))
+    add(Case("train --lr nan", NUMBER, _argv("train", "--data", "phantom:n=8", "--model", "tiny", "--lr", "nan",
+                                             "--out", _p("new_run")), (2,), r"lr"))
+    add(Case("train --lr -1", NUMBER, _argv("train", "--data", "phantom:n=8", "--model", "tiny", "--lr", "-1",
+                                            "--out", _p("new_run")), (2,), r"lr"))
+    add(Case("train --batch-size 0", NUMBER, _argv("train", "--data", "phantom:n=8", "--model", "tiny",
+                                                   "--batch-size", "0", "--out", _p("new_run")), (2,), r"batch"))
+    # images, one at a time: the file named, exit 1 (the batch form of predict)
+    for k, what in (("missing", r"not found"), ("empty", r"empty"), ("truncated", r"corrupt|truncated|cannot read"),
+                    ("renamed", r"corrupt|not an image|unsupported"), ("huge", r"pixels|too large|limit"),
+                    ("tiny", r"small|1x1|1 x 1"), ("folder", r"not a file|folder|directory")):
+        add(Case(f"predict {k} image", IMAGE, _argv("predict", "default", IMG[k]), (1,), rf"{k}\.png.*({what})"))
+    add(Case("predict good + bad images", IMAGE, _argv("predict", "default", IMG["good"], IMG["truncated"],
+                                                       IMG["good2"]), (1,),
+             r'good\.png.*good2\.png|truncated\.png.*1 of 3'))
+    add(Case("report good + bad images", IMAGE, _argv("report", "default", IMG["good"], IMG["empty"], "--out",
+                                                      _p("new_reports2"), "--heatmap", "none"), (1,),
+             r"empty\.png.*1 of 2", writes=("new_reports2",)))
+    add(Case("report huge image", IMAGE, _argv("report", "default", IMG["huge"], "--out", _p("new_reports3"),
+                                               "--heatmap", "none"), (1,), r"huge\.png.*(pixels|limit|large)",
+             writes=("new_reports3",)))
+    # data specs
+    for spec, what in (("phantom:n=abc", r"n=abc|abc"), ("phantom:n=-1", r"n"), ("hc18:/nonexistent/hc18", r"not found|nonexistent"),
+                       ("unknown:x", r"unknown dataset kind"), ("folder:", r"path|folder"),
+                       ("phantom:style=nope", r"style"), ("phantom?split=bogus", r"split"),
+                       ("fetal_planes_db:/nonexistent", r"not found|nonexistent")):
+        add(Case(f"eval --data {spec}", SPEC, _argv("eval", "default", "--data", spec), (2,), what))
+    # CSVs
+    add(Case("data check: every problem at once", CSV, _argv("data", "check", lambda ws: f"folder:{ws / 'data' / 'bad'}",
+                                                             "--no-progress"), (1,),
+             r"(?=.*line 3)(?=.*abc)(?=.*corrupt|.*cannot read)(?=.*not found|.*missing)(?=.*size)"))
+    for name, what in (("empty_csv", r"empty"), ("no_image_column", r"image"), ("semicolons", r"image|column|;"),
+                       ("bad_plane", r"femurr"), ("nan_spacing", r"nan|spacing"), ("bad_bool", r"maybe")):
+        add(Case(f"eval on {name}", CSV, _argv("eval", "default", "--data",
+                                               lambda ws, n=name: f"folder:{ws / 'data' / n}"), (1, 2), what))
+        add(Case(f"data check on {name}", CSV, _argv("data", "check", lambda ws, n=name: f"folder:{ws / 'data' / n}",
+                                                     "--no-progress"), (1, 2), what))
+    add(Case("eval with bad files goes on", CSV, _argv("eval", "default", "--data",
+                                                        lambda ws: f"folder:{ws / 'data' / 'bad_files'}"),
+             (1,), r"(?=.*not found|.*missing)(?=.*corrupt|.*cannot read)(?=.*2 of 4 samples)"))
+    # DICOM
+    for k, what in (("corrupt", r"corrupt|cannot read|not a valid"), ("truncated", r"truncated|corrupt|cannot read"),
+                    ("notdicom", r"corrupt|not.*dicom|unsupported")):
+        add(Case(f"predict {k} DICOM", DICOM, _argv("predict", "default", _p("dicom", f"{k}.dcm")), (1,),
+                 rf"{k}\.dcm.*({what})"))
+    add(Case("etl without a salt", DICOM, _argv("data", "etl", _p("dicom"), "--out", _p("new_etl")), (2,), r"salt"))
+    add(Case("etl skips bad files, converts the rest", DICOM,
+             _argv("data", "etl", _p("dicom"), "--out", _p("new_etl2"), "--salt", SALT, "--no-progress"), (1,),
+             r"corrupt\.dcm", writes=("new_etl2",)))
+    add(Case("etl region outside the image", DICOM,
+             _argv("data", "etl", _p("dicom_bad_region"), "--out", _p("new_etl3"), "--salt", SALT, "--no-progress"),
+             (1,), r"outside\.dcm.*region", writes=("new_etl3",)))
+    # run folders
+    for k in ("empty", "config_only", "truncated", "garbage", "bad_config", "a_file", "nonexistent"):
+        add(Case(f"eval corrupt run {k}", RUN, _argv("eval", _p("runs", k), "--data", "phantom:n=2,size=64"), (2,),
+                 rf"runs/{k}"))
+    # outputs: nothing a user made is replaced; unwritable places are refused before the work
+    add(Case("synth into a user's folder", OUTPUT, _argv("data", "synth", "--out", _p("user"), "--n", "2"), (2,),
+             r"not empty|exists"))
+    add(Case("synth onto a file", OUTPUT, _argv("data", "synth", "--out", _p("user", "NOTES.txt"), "--n", "2"), (2,),
+             r"file"))
+    add(Case("eval --json onto a folder", OUTPUT, _argv("eval", "default", "--data", "phantom:n=2,size=64", "--json",
+                                                        _p("user")), (2,), r"folder"))
+    add(Case("eval --json onto a user's file", OUTPUT, _argv("eval", "default", "--data", "phantom:n=2,size=64",
+                                                             "--json", _p("user", "existing.json")), (2,),
+             r"exists"))
+    add(Case("data check --json onto a user's file", OUTPUT,
+             _argv("data", "check", lambda ws: f"folder:{ws / 'data' / 'good'}", "--json", _p("user", "existing.json"),
+                   "--no-progress"), (2,), r"exists"))
+    add(Case("train into a user's run", OUTPUT, _argv("train", "--data", "phantom:n=8", "--model", "tiny", "--out",
+                                                      _p("user_run")), (2,), r"not empty|exists"))
+    add(Case("refit into a user's run", OUTPUT, _argv("refit", "default", "--data", "phantom:n=8,size=64", "--out",
+                                                      _p("user_run")), (2,), r"not empty|exists"))
+    add(Case("etl into a user's folder", OUTPUT, _argv("data", "etl", _p("dicom"), "--out", _p("user"), "--salt",
+                                                       SALT), (2,), r"not empty|exists"))
+    add(Case("report over a user's report", OUTPUT, _argv("report", "default", IMG["good"], "--out",
+                                                          _p("user_reports"), "--heatmap", "none"), (2,),
+             r"good\.html|refusing"))
+    add(Case("synth onto a read-only disk", OUTPUT, _argv("data", "synth", "--out", _p("ro", "set"), "--n", "2"),
+             (2,), r"not writable|read-only", needs="ro"))
+    add(Case("eval --json onto a read-only disk", OUTPUT, _argv("eval", "default", "--data", "phantom:n=2,size=64",
+                                                                "--json", _p("ro", "m.json")), (2,),
+             r"not writable|read-only", needs="ro"))
+    add(Case("synth onto a full disk", OUTPUT, _argv("data", "synth", "--out", _p("full", "set"), "--n", "40"),
+             (1, 2), r"no space left", needs="full"))
+    add(Case("etl onto a full disk", OUTPUT, _argv("data", "etl", _p("dicom"), "--out", _p("full", "etl"), "--salt",
+                                                   SALT, "--no-progress"), (1, 2), r"no space left", needs="full"))
+    return c
+
+
+# ------------------------------------------------------------------------------------------ runner
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Path -> sha256 of every file under ``root`` (folders as entries too)."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root) + "/"] = "dir"
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def _changes(before: dict[str, str], after: dict[str, str], allowed: tuple[str, ...]) -> list[str]:
+    def free(path: str) -> bool:
+        return any(path == a or path.startswith(a.rstrip("/") + "/") for a in allowed)
+
+    changed = [p for p in before if before[p] != after.get(p)]
+    changed += [f"+{p}" for p in after if p not in before and not free(p)]
+    return sorted(changed)
+
+
+def run_case(case: Case, ws: Path) -> Outcome:
+    """Run one case in-process against the workspace ``ws`` and judge it (see :class:`Outcome`)."""
+    from pcbm.cli import main
+
+    argv = case.argv(ws)
+    before = snapshot(ws)
+    out, err = io.StringIO(), io.StringIO()
+    code: int | None = 0
+    tb = None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:  # a traceback the user would have seen
+            tb = traceback.format_exc()
+            code = None
+    after = snapshot(ws)
+    return Outcome(case, code, out.getvalue() + err.getvalue(), tb, _changes(before, after, case.writes))
