@@ -26,8 +26,10 @@
 # scaled to match). Both only change how fast images load: the model sees 256 px either way.
 #
 # Resumable: every finished step leaves .step_done in its --out folder, and a re-run skips those steps, so the
-# whole recipe (about 45 minutes of one H100) can be spread over several shorter sessions or calls.
-# Delete OUT_DIR (or a step's folder) to start over.
+# whole recipe (about 45 minutes of one H100) can be spread over several shorter sessions or calls; a
+# train step that was interrupted (its STEP.partial/ folder is there) continues from its last checkpoint
+# (`pcbm train --resume`). The final model is written to OUT_DIR/final (`pcbm refit` does not write into a
+# non-empty folder). Delete OUT_DIR (or a step's folder and its .partial) to start over.
 set -euo pipefail
 HC18="${1:-../shared/data/hc18}"
 OUT="${2:-runs/default}"
@@ -39,7 +41,13 @@ step() {  # step COMMAND…: run a pcbm command unless its --out folder holds a 
   for a in "$@"; do [[ $prev == --out ]] && dir=$a; prev=$a; done
   [[ -n $dir ]] || { echo "step: no --out in: $*" >&2; return 2; }
   if [[ -f "$dir/.step_done" ]]; then echo "skip $dir (done)"; return; fi
-  "$@"
+  if [[ -d "$dir.partial" ]]; then  # an interrupted `pcbm train`: continue it with its saved config
+    local pre=()
+    for a in "$@"; do [[ $a == train ]] && break; pre+=("$a"); done
+    "${pre[@]}" train --resume "$dir" $WORKERS
+  else
+    "$@"
+  fi
   mkdir -p "$dir" && touch "$dir/.step_done"
 }
 common=(--data "hc18:${HC18}@0.5" --mode sequential --epochs 100 --epoch-size 8000 --batch-size 32
@@ -75,5 +83,5 @@ stage stage6 "$OUT/stage5r" 3e-4 4000 6
 stage stage7 "$OUT/stage6" 1.5e-4 5000 7
 stage stage8 "$OUT/stage7" 8e-5 5000 8
 step $PCBM refit "$OUT/stage8" --data "phantom:n=40000,seed=0,style=mix" --data "phantom:n=40000,seed=0,style=random" \
-  --data "hc18:${HC18}?split=train" --weights 1,1,0.1 --per-source 2000 --out "$OUT"
-echo "default model: $OUT (copy model.pt and config.json into pcbm/models/weights/)"
+  --data "hc18:${HC18}?split=train" --weights 1,1,0.1 --per-source 2000 --out "$OUT/final"
+echo "default model: $OUT/final (copy model.pt and config.json into pcbm/models/weights/)"

@@ -27,7 +27,7 @@ def test_steps_expand_and_resume(tmp_path) -> None:
     assert all("--out" in ln for ln in first)
     assert all("hc18:HC18" in ln for ln in first)
     (out / "stage8" / ".step_done").unlink()
-    (out / ".step_done").unlink()
+    (out / "final" / ".step_done").unlink()
     again = _run(out)
     assert [ln.split()[1] for ln in again if ln.startswith("pcbm ")] == ["train", "refit"]
     assert sum(ln.startswith("skip ") for ln in again) == 10
@@ -70,5 +70,7 @@ def test_recipe_runs_end_to_end_when_shrunk(tmp_path) -> None:
     for stage in [f"stage{i}" for i in range(1, 9)]:
         conf = json.loads((out / stage / "config.json").read_text())
         assert conf["train"]["split_seed"] == 0 and conf["steps"] == 2, stage
-    assert json.loads((out / "decision_refit.json").read_text())["refitted_from"].endswith("stage8")
-    assert (out / "model.pt").is_file() and (out / ".step_done").is_file()
+    final = out / "final"
+    assert json.loads((final / "decision_refit.json").read_text())["refitted_from"].endswith("stage8")
+    assert (final / "model.pt").is_file() and (final / ".step_done").is_file()
+    assert not list(out.glob("*.partial")), "a finished recipe leaves no staging folders"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pcbm.data.sample import Sample
+from pcbm.errors import InputError
 
 _REGISTRY: dict[str, Callable[..., SampleDataset]] = {}
 
@@ -118,22 +121,31 @@ def list_dataset_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+SPLITS = ("train", "val", "all")
+PATHLESS_KINDS = ("phantom",)  # kinds whose options follow ':' directly (``phantom:n=20,seed=3``)
+
+
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     """Split a data spec into (kind, path, options).
 
     Forms: ``phantom``, ``phantom:n=200,seed=3,style=clinic``, ``hc18:PATH``,
     ``folder:PATH``, ``fetal_planes_db:PATH?machine=Voluson E6&split=val``. Options after a
     path follow ``?`` and are ``&``-separated; for path-less kinds they follow ``:`` and are
-    ``,``-separated. Values that look like numbers become numbers.
+    ``,``-separated (``?`` and ``&`` work too). Values that look like numbers become numbers.
+
+    Raises:
+        InputError: an empty spec, an option without ``=``, or an option given twice.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError("empty data spec; expected e.g. 'phantom' or 'hc18:PATH'")
-    kind, _, rest = spec.partition(":")
+        raise InputError("empty data spec; expected e.g. 'phantom:n=100', 'hc18:PATH' or 'folder:PATH'")
+    head = spec.split(":", 1)[0]
+    kind, _, rest = spec.partition("?" if "?" in head else ":")
+    if "?" in head:
+        rest = "?" + rest
     kind = kind.strip().lower()
     path: str | None = None
-    opts_text = ""
-    if kind == "phantom":
-        opts_text, sep = rest, ","
+    if kind in PATHLESS_KINDS:
+        opts_text, sep = rest.lstrip("?").replace("?", ",").replace("&", ","), ","
     else:
         path, _, opts_text = rest.partition("?")
         sep = "&"
@@ -141,9 +153,12 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
     options: dict[str, Any] = {}
     for item in filter(None, (s.strip() for s in opts_text.split(sep))):
         key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"bad option {item!r} in data spec {spec!r}; expected key=value")
-        options[key.strip()] = _coerce(value.strip())
+        key = key.strip()
+        if not eq or not key:
+            raise InputError(f"bad option {item!r} in data spec {spec!r}; expected key=value")
+        if key in options:
+            raise InputError(f"option {key!r} given twice in data spec {spec!r}")
+        options[key] = _coerce(value.strip())
     return kind, path, options
 
 
@@ -156,8 +171,54 @@ def _coerce(value: str) -> Any:
     return value
 
 
-def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed: int = 0) -> SampleDataset:
+def _check_options(kind: str, factory: Callable[..., SampleDataset], options: dict[str, Any], spec: str) -> None:
+    """Refuse unknown options and values of the wrong type, naming the spec and the choices; coerce the rest."""
+    sig = inspect.signature(factory)
+    params = list(sig.parameters.values())[1:]  # the first is the path
+    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "lenient"}
+    known = ", ".join([*named, "split"])
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        for key in options:
+            if key not in named:
+                close = difflib.get_close_matches(key, list(named), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InputError(f"unknown option {key!r} in data spec {spec!r}{hint or ';'} known for {kind}: {known}")
+    try:
+        hints = typing.get_type_hints(factory)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation only loses the type check
+        hints = {}
+    for key, value in list(options.items()):
+        want = _plain_type(hints.get(key))
+        if want is int and not isinstance(value, int):
+            raise InputError(f"option {key} in data spec {spec!r} must be an integer, got {value!r}")
+        if want is float and not isinstance(value, int | float):
+            raise InputError(f"option {key} in data spec {spec!r} must be a number, got {value!r}")
+        if want is str and not isinstance(value, str):
+            options[key] = str(value)
+
+
+def _plain_type(hint: Any) -> type | None:
+    """int / float / str for a hint like ``int`` or ``int | None``; None for anything else."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_args(hint) else [hint]
+    return args[0] if len(args) == 1 and args[0] in (int, float, str) else None
+
+
+def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed: int = 0,
+                 lenient: bool = False) -> SampleDataset:
     """Open a dataset from a spec string, optionally one subject-level split of it.
+
+    Args:
+        spec: the data spec (see :func:`parse_spec`); ``split=`` in the spec overrides ``split``.
+        split: "all", "train" or "val".
+        val_fraction: fraction of subjects in val.
+        seed: split seed.
+        lenient: for ``pcbm data check``: keep the problems of malformed label files in
+            ``ds.problems`` (``(where, message)`` pairs) and the rows that could be read, instead of
+            raising; an empty dataset is returned instead of refused.
+
+    Raises:
+        InputError: an unknown kind, option, split or value, a missing path, a malformed dataset
+        (the first few problems, and how many more) or an empty one — naming the spec.
 
     Example:
         >>> ds = open_dataset("phantom:n=8,seed=1")  # doctest: +SKIP
@@ -169,11 +230,18 @@ def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed:
     if kind not in _REGISTRY:
         close = difflib.get_close_matches(kind, list(_REGISTRY), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown dataset kind {kind!r} in spec {spec!r}{hint} known: {', '.join(sorted(_REGISTRY))}")
+        raise InputError(f"unknown dataset kind {kind!r} in data spec {spec!r}{hint or ';'} known: "
+                         f"{', '.join(sorted(_REGISTRY))}")
     split = str(options.pop("split", split))
-    ds = _REGISTRY[kind](path, **options)
-    if len(ds) == 0:
-        raise ValueError(f"dataset {spec!r} is empty")
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r} in data spec {spec!r}; choose {', '.join(SPLITS)}")
+    factory = _REGISTRY[kind]
+    _check_options(kind, factory, options, spec)
+    if lenient and "lenient" in inspect.signature(factory).parameters:
+        options["lenient"] = True
+    ds = factory(path, **options)
+    if len(ds) == 0 and not lenient:
+        raise InputError(f"dataset {spec!r} is empty")
     if split == "all":
         return ds
     return Subset(ds, ds.split_indices(split, val_fraction, seed))

@@ -134,16 +134,26 @@ def _without_where(message: str, where: str) -> str:
     return message.replace(f" {where}", "").replace(where, "").strip() or message
 
 
-def _where(ds: SampleDataset, index: int) -> str:
-    """The file a sample comes from, without decoding it (best effort)."""
+def _source(ds: SampleDataset, index: int) -> tuple[str, Path | None, str]:
+    """(where, image file, listed at) of a sample without decoding it (best effort)."""
     base, i = (ds.base, ds.indices[index]) if isinstance(ds, Subset) else (ds, index)
     entries = getattr(base, "entries", None)
     if entries is not None:
-        return str(entries[i].image)
+        e = entries[i]
+        csv_files = getattr(base, "csv_files", None) or [getattr(base, "csv_path", "the CSV")]
+        line = getattr(e, "line", None)
+        return str(e.image), Path(e.image), f"{Path(str(csv_files[0])).name} line {line}" if line else ""
     rows = getattr(base, "rows", None)
-    if rows is not None:
-        return str(base.image_dir / rows[i]["image"])  # type: ignore[attr-defined]
-    return f"sample {index}"
+    if rows is not None and hasattr(base, "image_dir"):
+        row = rows[i]
+        path = base.image_dir / row["image"]  # type: ignore[attr-defined]
+        return str(path), path, f"labels.csv line {row['_line']}" if "_line" in row else ""
+    return f"sample {index}", None, ""
+
+
+def _where(ds: SampleDataset, index: int) -> str:
+    """The file a sample comes from, without decoding it (best effort)."""
+    return _source(ds, index)[0]
 
 
 def _dataset_problems(ds: SampleDataset) -> list[Problem]:
@@ -153,12 +163,10 @@ def _dataset_problems(ds: SampleDataset) -> list[Problem]:
     from pcbm.data.io import list_images
 
     base = ds.base if isinstance(ds, Subset) else ds
-    out: list[Problem] = []
+    out = [Problem("error", where, message) for where, message in getattr(base, "problems", [])]
     if isinstance(base, HC18Dataset):
         for e in base.entries:
-            if not e.image.is_file():
-                out.append(Problem("error", str(e.image), f"image listed in CSV line {e.line} not found"))
-            if e.mask is None and e.hc_mm is not None:
+            if e.image.is_file() and e.mask is None and e.hc_mm is not None:
                 kind = "annotation" if e.outline else "mask"
                 out.append(Problem("error", str(e.image), f"no {kind} file for this image"))
     if isinstance(base, FolderDataset):
@@ -174,7 +182,8 @@ def _dataset_problems(ds: SampleDataset) -> list[Problem]:
         seen: Counter[str] = Counter(Path(r["image"]).stem for r in base.rows)
         for stem, n in seen.items():
             if n > 1:
-                out.append(Problem("error", str(base.labels_path), f"{n} images share the id {stem!r}"))
+                names = ", ".join(r["image"] for r in base.rows if Path(r["image"]).stem == stem)
+                out.append(Problem("error", str(base.labels_path), f"{n} images share the id {stem!r} ({names})"))
     return out
 
 
@@ -218,15 +227,22 @@ def check_dataset(spec: str | SampleDataset, progress: bool = True) -> CheckRepo
         spec: a data spec (``hc18:PATH``, ``folder:PATH``, …) or an opened dataset.
         progress: show a progress bar over the files.
 
+    Every problem is reported, not the first: each malformed CSV line (the dataset is opened
+    leniently, see :func:`~pcbm.data.base.open_dataset`) and then the files of every row that
+    could be read.
+
     Raises:
-        InputError: when the dataset cannot be opened at all (missing folder, malformed CSV, …).
+        InputError: when the dataset cannot be opened at all (unknown kind, missing folder, not
+        the layout its kind expects).
     """
     t0 = time.perf_counter()
-    ds = open_dataset(spec) if isinstance(spec, str) else spec
+    ds = open_dataset(spec, lenient=True) if isinstance(spec, str) else spec
     report = CheckReport(spec=spec if isinstance(spec, str) else getattr(ds, "name", "dataset"))
     report.n_samples = len(ds)
     report.subjects = len({ds.subject_of(i) for i in range(len(ds))})
     report.problems += _dataset_problems(ds)
+    if len(ds) == 0:
+        report.problems.append(Problem("error", report.spec, "the dataset has no samples"))
     indices: Any = range(len(ds))
     if progress:
         from rich.progress import track
@@ -234,7 +250,11 @@ def check_dataset(spec: str | SampleDataset, progress: bool = True) -> CheckRepo
         indices = track(indices, description=f"checking {report.spec}", transient=True)
     ids: Counter[str] = Counter()
     for i in indices:
-        where = _where(ds, i)
+        where, image, listed = _source(ds, i)
+        if image is not None and not image.is_file():
+            kind = "not found" if not image.exists() else "is not a file"
+            report.problems.append(Problem("error", where, f"image {kind} (listed in {listed or 'the dataset'})"))
+            continue
         try:
             s = ds[i]
         except (InputError, ValueError, TypeError, OSError) as e:

@@ -4,8 +4,9 @@
 is used or written. What it does, by rule and by attribute (DICOM PS3.15 Annex E, Table E.1-1,
 "Basic Application Level Confidentiality Profile"):
 
-* **Private tags**: all removed (``remove_private_tags``), at every nesting level.
-* **Overlays and curves** (groups 60xx, 50xx): removed — overlays may carry burned-in text.
+* **Private tags**: all removed, at every nesting level.
+* **Overlays and curves** (groups 60xx, 50xx): removed at every nesting level — overlays may carry
+  burned-in text.
 * **Person names**: every element of VR ``PN`` emptied (patient, referring/performing/reading
   physicians, operators, …), at every nesting level.
 * **Attributes removed** (:data:`REMOVE`): patient address, telephone, other IDs/names, birth
@@ -28,11 +29,12 @@ is used or written. What it does, by rule and by attribute (DICOM PS3.15 Annex E
 Kept: what describes the image, not the person — modality, manufacturer and model, transfer
 syntax, the image pixel module, and ``SequenceOfUltrasoundRegions`` (pixel spacing).
 
-Burned-in text in the pixels is *not* handled here: :func:`pcbm.data.etl.harmonise` blacks out
-everything outside the ultrasound region.
+Burned-in text in the pixels is *not* handled here: :func:`pcbm.data.harmonise.harmonise` blacks
+out everything outside the ultrasound region ∩ the scan sector.
 
 A salt (``salt=``) makes the pseudonyms and UIDs unguessable; without a secret salt a short
-patient ID can be recovered from its hash by trying all IDs.
+patient ID can be recovered from its hash by trying all IDs (in well under a second for an
+8-character ID), so ``pcbm data etl`` refuses to run without one unless told ``--insecure-no-salt``.
 
 Example:
     >>> import pydicom  # doctest: +SKIP
@@ -66,6 +68,13 @@ REMOVE: tuple[str, ...] = (
     "ReferringPhysicianTelephoneNumbers", "PhysiciansOfRecordIdentificationSequence",
     "PerformingPhysicianIdentificationSequence", "OperatorIdentificationSequence", "ScheduledPerformingPhysicianName",
     "RequestingService", "CurrentPatientLocation", "PatientInstitutionResidence", "VisitComments",
+    "PersonAddress", "PersonTelephoneNumbers", "PersonTelecomInformation", "PatientTelecomInformation",
+    "ReferringPhysicianIdentificationSequence", "PhysiciansReadingStudyIdentificationSequence",
+    "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar", "PatientAlternativeCalendar",
+    "InstitutionDepartmentTypeCodeSequence", "ScheduledProcedureStepDescription", "ReasonForTheRequestedProcedure",
+    "RequestedProcedureComments", "ImagingServiceRequestComments", "AcquisitionComments", "TextComments",
+    "ReferringPhysicianTelephoneNumbers", "ConsultingPhysicianIdentificationSequence", "PerformedStationName",
+    "PerformedLocation", "ScheduledStationName", "IssuerOfAdmissionIDSequence", "ServiceEpisodeDescription",
 )
 """Attributes deleted wherever they occur (by DICOM keyword)."""
 
@@ -120,7 +129,7 @@ def deidentify(ds: Any, salt: str = "", date_shift_days: int | None = None) -> A
 
     def visit(dataset: Any, elem: Any) -> None:
         kw = elem.keyword
-        if kw in REMOVE:
+        if kw in REMOVE or (elem.tag.group & 0xFF00) in (0x5000, 0x6000) or elem.tag.is_private:
             del dataset[elem.tag]
         elif kw in EMPTY or elem.VR == "PN":
             elem.value = ""

@@ -30,19 +30,21 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pcbm.data.base import EntriesDataset, register_dataset
+from pcbm.data.harmonise import harmonise
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
 
 DICOM_EXTENSIONS = (".dcm", ".dicom", ".dic")
 CM_UNITS = 3  # PhysicalUnitsX/YDirection code for centimetres
 ANISOTROPY_TOLERANCE = 0.01
+MIN_REGION_PX = 8  # an ultrasound region narrower or lower than this (inside the image) is degenerate
 SOURCE_REGIONS = "dicom:SequenceOfUltrasoundRegions"
 
 
@@ -123,13 +125,19 @@ def n_frames(ds: Any) -> int:
 
 @dataclass(frozen=True)
 class Region:
-    """An ultrasound region (inclusive pixel bounds) and its spacing in mm (x, y), if spatial."""
+    """An ultrasound region (inclusive pixel bounds) and its spacing in mm (x, y), if spatial.
+
+    ``units_cm`` says the header gives both axes in cm; ``spacing_mm`` is None when it does not, or
+    when its PhysicalDeltaX/Y are unusable (``problem`` then says why).
+    """
 
     x0: int
     y0: int
     x1: int
     y1: int
     spacing_mm: tuple[float, float] | None
+    units_cm: bool = False
+    problem: str = ""
 
     def contains(self, x: float, y: float) -> bool:
         return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
@@ -138,31 +146,82 @@ class Region:
     def area(self) -> int:
         return (self.x1 - self.x0 + 1) * (self.y1 - self.y0 + 1)
 
+    @property
+    def box(self) -> str:
+        return f"({self.x0},{self.y0})-({self.x1},{self.y1})"
+
+
+def _region_spacing(item: Any) -> tuple[bool, tuple[float, float] | None, str]:
+    """(units in cm, spacing in mm or None, problem) of one region item."""
+    from pcbm.validate import MAX_PIXEL_SPACING_MM
+
+    try:
+        units_cm = int(item.PhysicalUnitsXDirection) == CM_UNITS and int(item.PhysicalUnitsYDirection) == CM_UNITS
+    except Exception:  # missing or malformed unit codes: not a spatial region
+        return False, None, ""
+    if not units_cm:
+        return False, None, ""
+    try:
+        dx, dy = float(item.PhysicalDeltaX) * 10.0, float(item.PhysicalDeltaY) * 10.0
+    except Exception:
+        return True, None, "unreadable PhysicalDeltaX/Y in SequenceOfUltrasoundRegions"
+    if not (np.isfinite(dx) and np.isfinite(dy) and 0 < dx <= MAX_PIXEL_SPACING_MM and 0 < dy <= MAX_PIXEL_SPACING_MM):
+        return True, None, (f"invalid PhysicalDeltaX/Y ({dx / 10:g}, {dy / 10:g} cm) in SequenceOfUltrasoundRegions "
+                            f"(expected finite, > 0 and at most {MAX_PIXEL_SPACING_MM / 10:g} cm per pixel)")
+    return True, (dx, dy), ""
+
 
 def ultrasound_regions(ds: Any) -> list[Region]:
-    """The regions of ``SequenceOfUltrasoundRegions``; spacing only where both axes are in cm."""
+    """The regions of ``SequenceOfUltrasoundRegions``; spacing only where both axes are in cm and the
+    deltas are finite, positive and plausible. Items with unreadable coordinates are skipped."""
     out = []
-    for item in ds.get("SequenceOfUltrasoundRegions", None) or []:
+    try:
+        items = list(ds.get("SequenceOfUltrasoundRegions", None) or [])
+    except Exception:
+        return out
+    for item in items:
         try:
             x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
             x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
-        except (AttributeError, TypeError, ValueError):
+        except Exception:
             continue
-        spacing = None
-        try:
-            if int(item.PhysicalUnitsXDirection) == CM_UNITS and int(item.PhysicalUnitsYDirection) == CM_UNITS:
-                dx, dy = abs(float(item.PhysicalDeltaX)) * 10.0, abs(float(item.PhysicalDeltaY)) * 10.0
-                if np.isfinite(dx) and np.isfinite(dy) and dx > 0 and dy > 0:
-                    spacing = (dx, dy)
-        except (AttributeError, TypeError, ValueError):
-            pass
-        out.append(Region(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), spacing))
+        units_cm, spacing, problem = _region_spacing(item)
+        out.append(Region(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), spacing, units_cm, problem))
     return out
 
 
+def fit_regions(regions: list[Region], shape: tuple[int, int]) -> tuple[list[Region], list[str]]:
+    """The cm regions clipped to the image, and notes on those clipped or dropped.
+
+    Raises:
+        InputError: the header has cm regions but every one lies outside the image or is degenerate
+            (narrower or lower than ``MIN_REGION_PX`` pixels inside it) — the header does not
+            describe this image.
+    """
+    h, w = shape
+    kept: list[Region] = []
+    notes: list[str] = []
+    bad: list[str] = []
+    for r in (r for r in regions if r.units_cm):
+        c = replace(r, x0=max(r.x0, 0), y0=max(r.y0, 0), x1=min(r.x1, w - 1), y1=min(r.y1, h - 1))
+        if c.x1 < c.x0 or c.y1 < c.y0:
+            bad.append(f"ultrasound region {r.box} lies outside the {w}x{h} image")
+        elif c.x1 - c.x0 + 1 < MIN_REGION_PX or c.y1 - c.y0 + 1 < MIN_REGION_PX:
+            bad.append(f"ultrasound region {r.box} is degenerate ({c.x1 - c.x0 + 1}x{c.y1 - c.y0 + 1} pixels "
+                       f"inside the {w}x{h} image)")
+        else:
+            if c != r:
+                notes.append(f"ultrasound region {r.box} reaches outside the {w}x{h} image; clipped to {c.box}")
+            kept.append(c)
+    if bad and not kept:
+        raise InputError(f"{bad[0]}; the header does not describe this image")
+    notes += [f"ignored: {b}" for b in bad]
+    return kept, notes
+
+
 def pick_region(regions: list[Region], shape: tuple[int, int]) -> Region | None:
-    """The spatial (cm) region containing the image centre; else the largest spatial region."""
-    spatial = [r for r in regions if r.spacing_mm is not None]
+    """The cm region containing the image centre (the smallest such); else the largest cm region."""
+    spatial = [r for r in regions if r.units_cm or r.spacing_mm is not None]
     cy, cx = (shape[0] - 1) / 2, (shape[1] - 1) / 2
     containing = [r for r in spatial if r.contains(cx, cy)]
     if containing:
@@ -176,26 +235,56 @@ def _mean_spacing(dx: float, dy: float, what: str, notes: list[str]) -> float:
     return (dx + dy) / 2
 
 
+def _header_spacing(ds: Any, keyword: str, notes: list[str]) -> float | None:
+    """PixelSpacing / ImagerPixelSpacing in mm (mean of row and column), or None with a note if invalid."""
+    from pcbm.validate import MAX_PIXEL_SPACING_MM
+
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        notes.append(f"ignored unreadable {keyword}")
+        return None
+    if value is None or value == "":
+        return None
+    try:
+        row, col = (float(v) for v in value)
+    except Exception:
+        notes.append(f"ignored {keyword} {str(value)[:40]!r} (expected two numbers, row and column spacing in mm)")
+        return None
+    if np.isfinite(row) and np.isfinite(col) and 0 < row <= MAX_PIXEL_SPACING_MM and 0 < col <= MAX_PIXEL_SPACING_MM:
+        return _mean_spacing(col, row, keyword, notes)
+    notes.append(f"ignored invalid {keyword} [{row:g}, {col:g}] (expected finite, > 0 and at most "
+                 f"{MAX_PIXEL_SPACING_MM:g} mm)")
+    return None
+
+
 def find_spacing(ds: Any, shape: tuple[int, int]) -> tuple[float | None, str | None, Region | None, list[str]]:
-    """Pixel spacing (mm), its source, the chosen ultrasound region (or None) and notes."""
-    notes: list[str] = []
-    region = pick_region(ultrasound_regions(ds), shape)
+    """Pixel spacing (mm), its source, the chosen ultrasound region (or None) and notes.
+
+    Invalid values (NaN, zero, negative, implausibly large) are ignored with a note, and the next
+    source is tried; none valid means unknown spacing (None, None).
+
+    Raises:
+        InputError: the header's ultrasound regions all lie outside the image or are degenerate
+            (see :func:`fit_regions`).
+    """
+    regions, notes = fit_regions(ultrasound_regions(ds), shape)
+    region = pick_region(regions, shape)
     if region is not None:
-        dx, dy = region.spacing_mm  # type: ignore[misc]
         cy, cx = (shape[0] - 1) / 2, (shape[1] - 1) / 2
         if not region.contains(cx, cy):
             notes.append("no ultrasound region contains the image centre; using the largest one in cm")
-        return _mean_spacing(dx, dy, "SequenceOfUltrasoundRegions", notes), SOURCE_REGIONS, region, notes
+        if region.spacing_mm is not None:
+            dx, dy = region.spacing_mm
+            return _mean_spacing(dx, dy, "SequenceOfUltrasoundRegions", notes), SOURCE_REGIONS, region, notes
+        notes.append(f"ignored {region.problem}")
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = ds.get(keyword)
-        try:
-            row, col = (float(v) for v in value)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            continue
-        if np.isfinite(row) and np.isfinite(col) and row > 0 and col > 0:
-            return _mean_spacing(col, row, keyword, notes), f"dicom:{keyword}", None, notes
-        notes.append(f"ignored invalid {keyword} {list(value)}")  # type: ignore[arg-type]
-    return None, None, None, notes
+        spacing = _header_spacing(ds, keyword, notes)
+        if spacing is not None:
+            return spacing, f"dicom:{keyword}", region, notes
+    if any(n.startswith("ignored") for n in notes):
+        notes.append("pixel spacing unknown (measurements stay in pixels)")
+    return None, None, region, notes
 
 
 def decode_pixels(ds: Any, path: Path, index: int | None = None) -> tuple[np.ndarray, str]:
@@ -220,6 +309,13 @@ def decode_pixels(ds: Any, path: Path, index: int | None = None) -> tuple[np.nda
     return arr, str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
 
 
+def _int_tag(ds: Any, keyword: str, default: int) -> int:
+    try:
+        return int(ds.get(keyword, default) or default)
+    except Exception:
+        return default
+
+
 def to_gray(frame: np.ndarray, ds: Any, photometric: str) -> tuple[np.ndarray, list[str]]:
     """One decoded frame → 2-D uint8 grayscale, with notes on the conversions made."""
     import cv2
@@ -229,7 +325,10 @@ def to_gray(frame: np.ndarray, ds: Any, photometric: str) -> tuple[np.ndarray, l
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
-        frame = apply_color_lut(frame, ds)
+        try:
+            frame = apply_color_lut(frame, ds)
+        except Exception as e:
+            raise InputError(f"cannot apply the PALETTE COLOR table ({type(e).__name__}: {_short(e)})") from None
         notes.append("PALETTE COLOR image mapped through its colour table")
         photometric = "RGB"
     if frame.ndim == 3:
@@ -245,8 +344,14 @@ def to_gray(frame: np.ndarray, ds: Any, photometric: str) -> tuple[np.ndarray, l
             notes.append(f"{original} image{via} converted to grayscale (luma)")
     if frame.ndim != 2:
         raise InputError(f"unsupported pixel data shape {frame.shape}")
-    bits = int(ds.get("BitsStored", 8) or 8)
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    bits, signed = _int_tag(ds, "BitsStored", 8), _int_tag(ds, "PixelRepresentation", 0) == 1
+    depth = frame.dtype.itemsize * 8
+    if np.issubdtype(frame.dtype, np.integer) and not 1 <= bits <= depth:
+        notes.append(f"ignored BitsStored {bits} (pixels are {depth}-bit)")
+        bits = depth
+    if not np.issubdtype(frame.dtype, np.integer) and not np.isfinite(frame).all():
+        frame = np.nan_to_num(frame.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        notes.append("non-finite pixel values set to 0")
     if photometric == "MONOCHROME1":
         if np.issubdtype(frame.dtype, np.unsignedinteger):
             top = min(2 ** bits - 1, int(np.iinfo(frame.dtype).max))
@@ -295,12 +400,84 @@ def read_dicom(path: str | os.PathLike[str], frames: str | int = "all", *, salt:
     Returns:
         Samples with the raw (uncropped, unmasked) image, ``pixel_spacing_mm``, the ultrasound
         region as ``field_of_view`` when the header has one, ``subject`` = patient pseudonym (or the
-        id), and ``meta`` with frame, pixel_spacing_source, fov_source, photometric, notes, ….
+        id), and ``meta`` with path, frame, pixel_spacing_source, fov_source, photometric, notes
+        (each starting with the sample id, never the file name unless the id is), ….
 
     Raises:
-        InputError: unreadable or corrupt file, no pixel data, no decoder; naming the file.
+        InputError: unreadable or corrupt file, no pixel data, no decoder, an ultrasound region
+            outside the image; naming the file.
     """
     p = Path(path)
+    base_id = sample_id or sample_id_for(p)
+    return _guarded(p, lambda: _read(p, frames, salt, date_shift_days, base_id, f"{base_id}: "))
+
+
+def read_dicom_frame(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str], float | None, str | None]:
+    """The first frame of an ultrasound DICOM, de-identified and with burned-in text masked, for a
+    report or a prediction.
+
+    The frame is masked exactly as ``pcbm data etl`` masks it (outside the header's ultrasound
+    region ∩ the scan sector estimated from the pixels, see :mod:`pcbm.data.harmonise`) but not
+    cropped or resized, so the pixel spacing applies as it is. Nothing from the header but the
+    spacing reaches the result: no patient data, no UID, no file name or path.
+
+    Args:
+        path: the DICOM file.
+
+    Returns:
+        (image, notes, pixel_spacing_mm, spacing_source): the masked first frame as 2-D uint8; notes
+        on the conversions and the masking (no file name, no patient data); mm per pixel or None
+        when the header has no valid spacing; where the spacing comes from
+        ("dicom:SequenceOfUltrasoundRegions", "dicom:PixelSpacing", "dicom:ImagerPixelSpacing") or
+        None.
+
+    Raises:
+        InputError: naming the file — not DICOM, corrupt or truncated, no pixel data, no decoder
+            for its compression, an ultrasound region outside the image, or no scan sector found
+            (so burned-in text could not be masked and the raw frame is not returned).
+
+    Example:
+        >>> image, notes, spacing, source = read_dicom_frame("scan.dcm")  # doctest: +SKIP
+        >>> spacing, source  # doctest: +SKIP
+        (0.2, 'dicom:SequenceOfUltrasoundRegions')
+    """
+    import secrets
+
+    from pcbm.data.harmonise import harmonise
+
+    p = Path(path)
+
+    def read() -> tuple[np.ndarray, list[str], float | None, str | None]:
+        # a throw-away salt: nothing derived from the patient ID or the UIDs leaves this function
+        (raw,) = _read(p, "first", secrets.token_hex(16), None, "frame", "")
+        raw = replace(raw, id="", subject="", meta={k: v for k, v in raw.meta.items() if k != "path"})
+        s = harmonise(raw, crop=False)
+        if s.field_of_view is None:
+            raise InputError(f"{p}: no scan sector found in the first frame, so burned-in text cannot be masked; "
+                             "refusing to use the raw frame")
+        masked = s.meta["burned_in_masked"]
+        notes = list(s.meta.get("notes", []))
+        if masked != "none":
+            notes.append(f"burned-in text masked outside the scan sector ({masked})")
+        return s.image, notes, s.pixel_spacing_mm, s.meta.get("pixel_spacing_source") or None
+
+    return _guarded(p, read)
+
+
+def _guarded(p: Path, read: Any) -> Any:
+    """``read()``, with any unexpected failure on odd input turned into an InputError naming the file."""
+    try:
+        return read()
+    except (InputError, KeyboardInterrupt):
+        raise
+    except OSError as e:
+        raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
+    except Exception as e:
+        raise InputError(f"{p}: cannot read this DICOM file ({type(e).__name__}: {_short(e)})") from e
+
+
+def _read(p: Path, frames: str | int, salt: str, date_shift_days: int | None, base_id: str,
+          note_prefix: str) -> list[Sample]:
     ds = load_dataset(p, salt=salt, date_shift_days=date_shift_days)
     count = n_frames(ds)
     wanted = _frame_indices(frames, count, p)
@@ -311,15 +488,16 @@ def read_dicom(path: str | os.PathLike[str], frames: str | int = "all", *, salt:
     else:
         arr, photometric = decode_pixels(ds, p, index=wanted[0] if count > 1 else None)
         stack, indices = arr[None], wanted
-    base_id = sample_id or sample_id_for(p)
     subject = str(ds.get("PatientID", "") or "") or base_id
     samples: list[Sample] = []
+    region_notes: list[str] | None = None
     for frame, index in zip(stack, indices, strict=True):
         try:
             image, notes = to_gray(frame, ds, photometric)
+            if region_notes is None:  # every frame has the same shape
+                spacing, source, region, region_notes = find_spacing(ds, image.shape)
         except InputError as e:
             raise InputError(f"{p}: {e}") from None
-        spacing, source, region, spacing_notes = find_spacing(ds, image.shape)
         fov = None
         meta: dict[str, Any] = {"path": str(p), "frame": index, "n_frames": count,
                                 "photometric": str(ds.get("PhotometricInterpretation", "")),
@@ -331,9 +509,9 @@ def read_dicom(path: str | os.PathLike[str], frames: str | int = "all", *, salt:
         for key, keyword in (("manufacturer", "Manufacturer"), ("model", "ManufacturerModelName")):
             if ds.get(keyword):
                 meta[key] = str(ds.get(keyword))
-        all_notes = notes + spacing_notes
+        all_notes = notes + region_notes
         if all_notes:
-            meta["notes"] = [f"{p.name}: {n}" for n in all_notes]
+            meta["notes"] = [f"{note_prefix}{n}" for n in all_notes]
         samples.append(Sample(image=image, pixel_spacing_mm=spacing, id=base_id if count == 1 else f"{base_id}_f{index:04d}",
                               subject=subject, source="dicom", field_of_view=fov, meta=meta))
     return samples
@@ -390,8 +568,6 @@ class DicomDataset(EntriesDataset):
             raise InputError(e.error)
         (s,) = read_dicom(e.image, frames=e.frame, salt=self.salt, sample_id=e.base)
         if self.harmonise:
-            from pcbm.data.etl import harmonise
-
             s = harmonise(s, size=self.size)
         return s
 

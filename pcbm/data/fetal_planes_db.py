@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
+from pcbm.data.tables import Problems, read_csv
 from pcbm.errors import InputError
 
 CSV_NAME = "FETAL_PLANES_DB_data.csv"
@@ -67,7 +67,7 @@ def map_plane(plane: str, brain_plane: str, where: str = "") -> str:
 class FPDBEntry:
     image: Path
     subject: str
-    plane: str
+    plane: str | None  # None only in a leniently read CSV with an unknown Plane
     original_plane: str
     brain_plane: str
     machine: str
@@ -81,21 +81,26 @@ class FetalPlanesDBDataset(EntriesDataset):
 
     name = "fetal_planes_db"
 
-    def __init__(self, root: str | os.PathLike[str], machine: str | None = None, train: int | None = None):
+    def __init__(self, root: str | os.PathLike[str], machine: str | None = None, train: int | None = None,
+                 lenient: bool = False):
         self.root = Path(root)
         csv_path = self.root / CSV_NAME
         if not self.root.is_dir():
-            raise InputError(f"fetal_planes_db folder not found: {self.root}")
+            raise InputError(f"fetal_planes_db folder not found: {self.root}" if not self.root.exists()
+                             else f"fetal_planes_db folder {self.root} is a file, not a folder")
         if not csv_path.is_file():
             raise InputError(f"{self.root}: no {CSV_NAME} (expected it with an Images/ folder)")
         self.csv_path = csv_path
-        all_entries = self._read(csv_path)
+        log = Problems(lenient)
+        all_entries = self._read(csv_path, log)
+        self.problems = log.items
+        log.raise_any(f"fetal_planes_db:{self.root}")
         self.machines = sorted({e.machine for e in all_entries})
         entries = all_entries
         if machine is not None:
             want = str(machine).strip().lower()
             entries = [e for e in entries if e.machine.lower() == want]
-            if not entries:
+            if not entries and all_entries:
                 raise InputError(f"fetal_planes_db: no images from machine {machine!r}; known: {', '.join(self.machines)}")
         if train is not None:
             if str(train) not in ("0", "1"):
@@ -103,29 +108,52 @@ class FetalPlanesDBDataset(EntriesDataset):
             entries = [e for e in entries if e.train == str(train)]
         self.entries = entries
 
-    def _read(self, path: Path) -> list[FPDBEntry]:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=";")
-            header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise InputError(f"{path}, line 1: missing column(s) {', '.join(missing)} "
-                                 f"(found: {', '.join(header) or 'nothing'}; is it ';'-separated?)")
-            col = {h: i for i, h in enumerate(header)}
-            out: list[FPDBEntry] = []
-            for line, values in enumerate(reader, start=2):
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) < len(header):
-                    raise InputError(f"{path}, line {line}: {len(values)} fields, expected {len(header)}")
-                v = {h: values[i].strip() for h, i in col.items()}
-                if not v["Image_name"] or not v["Patient_num"]:
-                    raise InputError(f"{path}, line {line}: empty Image_name or Patient_num")
-                plane = map_plane(v["Plane"], v["Brain_plane"], f"{path}, line {line}: ")
-                name = v["Image_name"]
-                image = self.root / "Images" / (name if Path(name).suffix.lower() == ".png" else f"{name}.png")
-                out.append(FPDBEntry(image, v["Patient_num"], plane, v["Plane"], v["Brain_plane"], v["US_Machine"],
-                                     v.get("Operator", ""), v.get("Train", ""), line))
+    def _read(self, path: Path, log: Problems) -> list[FPDBEntry]:
+        spec = f"fetal_planes_db:{self.root}"
+        try:
+            table = read_csv(path, delimiter=";", expect=f"a header with {', '.join(REQUIRED_COLUMNS)}")
+        except InputError as e:
+            log.fatal(str(path), str(e), spec)
+            return []
+        header_line, header = table[0]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            log.fatal(f"{path}, line {header_line}", f"missing column(s) {', '.join(missing)} "
+                      f"(found: {', '.join(header) or 'nothing'}; is it ';'-separated?)", spec)
+            return []
+        col = {h: i for i, h in reversed(list(enumerate(header)))}  # the first of repeated names
+        out: list[FPDBEntry] = []
+        seen: dict[str, int] = {}
+        for line, values in table[1:]:
+            at = f"{path}, line {line}"
+            if len(values) < len(header):
+                log.add(at, f"{len(values)} fields, expected {len(header)}")
+                continue
+            v = {h: values[i] for h, i in col.items()}
+            name = v["Image_name"]
+            if not name or Path(name).name != name:
+                log.add(at, f"column 'Image_name': expected a file name, got {name!r}")
+                continue
+            if name in seen:
+                log.add(at, f"image {name!r} is already listed on line {seen[name]}")
+                continue
+            seen[name] = line
+            subject = v["Patient_num"]
+            if not subject:
+                log.add(at, "empty 'Patient_num' cell (splits keep a patient's images together; every row needs one)")
+                subject = Path(name).stem
+            try:
+                plane: str | None = map_plane(v["Plane"], v["Brain_plane"], "column 'Plane': ")
+            except InputError as e:
+                log.add(at, e)
+                plane = None
+            train = v.get("Train", "")
+            if train not in ("", "0", "1"):
+                log.add(at, f"column 'Train': expected 0 or 1, got {train!r}")
+                train = ""
+            image = self.root / "Images" / (name if Path(name).suffix.lower() == ".png" else f"{name}.png")
+            out.append(FPDBEntry(image, subject, plane, v["Plane"], v["Brain_plane"], v["US_Machine"],
+                                 v.get("Operator", ""), train, line))
         return out
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
@@ -142,9 +170,7 @@ class FetalPlanesDBDataset(EntriesDataset):
 
 @register_dataset("fetal_planes_db")
 def _open_fpdb(path: str | None, machine: str | None = None, train: int | None = None,
-               **options: Any) -> FetalPlanesDBDataset:
+               lenient: bool = False) -> FetalPlanesDBDataset:
     if not path:
-        raise InputError("fetal_planes_db: needs a path, e.g. fetal_planes_db:FETAL_PLANES_ZENODO")
-    if options:
-        raise InputError(f"fetal_planes_db: unknown option(s) {', '.join(options)}; known: machine, train, split")
-    return FetalPlanesDBDataset(path, machine=machine, train=train)
+        raise InputError("data spec 'fetal_planes_db:' needs a path, e.g. fetal_planes_db:FETAL_PLANES_ZENODO")
+    return FetalPlanesDBDataset(path, machine=machine, train=train, lenient=lenient)

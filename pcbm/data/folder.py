@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,9 @@ from pcbm.concepts import PROPERTY_CONCEPT_NAMES, get_plane, get_property_concep
 from pcbm.data.base import SampleDataset, register_dataset
 from pcbm.data.io import list_images, read_image, read_mask, write_png
 from pcbm.data.sample import Sample
+from pcbm.data.tables import Problems, read_csv
 from pcbm.errors import InputError
+from pcbm.validate import finite, pixel_spacing
 
 FOV_FOLDER = "_fov"
 BASE_COLUMNS = ("image", "plane", "standard", "pixel_spacing_mm", "subject")
@@ -58,16 +58,6 @@ def parse_bool(text: str, where: str) -> bool:
     raise InputError(f"{where}: expected 1/0, true/false or yes/no, got {text!r}")
 
 
-def parse_float(text: str, where: str, positive: bool = False) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise InputError(f"{where}: expected a number, got {text!r}") from None
-    if not np.isfinite(v) or (positive and v <= 0):
-        raise InputError(f"{where}: expected a {'positive ' if positive else ''}finite number, got {text!r}")
-    return v
-
-
 def _lookup(getter: Any, name: str, where: str) -> Any:
     try:
         return getter(name)
@@ -75,74 +65,122 @@ def _lookup(getter: Any, name: str, where: str) -> Any:
         raise InputError(f"{where}: {e.args[0]}") from None
 
 
+def _check_cell(col: str, value: str) -> None:
+    """Raise InputError (starting with the column) when a non-empty labels.csv cell is malformed."""
+    where = f"column {col!r}"
+    if col == "plane":
+        _lookup(get_plane, value, where)
+    elif col == "standard":
+        parse_bool(value, where)
+    elif col == "pixel_spacing_mm":
+        pixel_spacing(value, where)
+    elif col in PROPERTY_CONCEPT_NAMES and value.lower() != NOT_APPLICABLE:
+        if get_property_concept(col).binary:
+            parse_bool(value, where)
+        else:
+            finite(value, where, positive=True)
+
+
 class FolderDataset(SampleDataset):
-    """Samples from a folder in the format above (``folder:PATH``)."""
+    """Samples from a folder in the format above (``folder:PATH``).
+
+    With ``lenient`` (``pcbm data check``) the problems of labels.csv and masks/ are kept in
+    ``self.problems`` as ``(where, message)``: rows that cannot be read are left out, malformed
+    cells are read as empty (unlabelled), unknown columns and mask folders are ignored. Otherwise
+    they raise one InputError listing the first few.
+    """
 
     name = "folder"
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], lenient: bool = False):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise InputError(f"folder dataset not found: {self.root}")
+            raise InputError(f"folder dataset not found: {self.root}" if not self.root.exists()
+                             else f"folder dataset {self.root} is a file, not a folder")
         self.image_dir = self.root / "images"
         if not self.image_dir.is_dir():
             raise InputError(f"{self.root}: no images/ folder (expected images/, masks/<concept>/, labels.csv)")
-        self.mask_dirs = self._mask_dirs()
+        log = Problems(lenient)
+        self.mask_dirs = self._mask_dirs(log)
         self.labels_path = self.root / "labels.csv"
-        self.rows = self._read_labels() if self.labels_path.exists() else [
+        self.columns: list[str] = ["image"]
+        self.rows = self._read_labels(log) if self.labels_path.exists() else [
             {"image": p.name} for p in list_images(self.image_dir)]
-        self.property_columns = [c for c in (self.rows[0] if self.rows else {}) if c in PROPERTY_CONCEPT_NAMES]
+        self.property_columns = [c for c in self.columns if c in PROPERTY_CONCEPT_NAMES]
+        self.problems = log.items
+        log.raise_any(f"folder:{self.root}")
 
-    def _mask_dirs(self) -> dict[str, Path]:
+    def _mask_dirs(self, log: Problems) -> dict[str, Path]:
         out: dict[str, Path] = {}
         mask_root = self.root / "masks"
         if not mask_root.is_dir():
             return out
         for d in sorted(p for p in mask_root.iterdir() if p.is_dir()):
             if d.name != FOV_FOLDER:
-                _lookup(get_visual_concept, d.name, f"{d}: mask folder")
+                try:
+                    _lookup(get_visual_concept, d.name, "mask folder")
+                except InputError as e:
+                    log.add(str(d), e)
+                    continue
             out[d.name] = d
         return out
 
-    def _read_labels(self) -> list[dict[str, str]]:
-        path = self.labels_path
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if not header:
-                raise InputError(f"{path}: empty file (expected a header with an 'image' column)")
-            header = [h.strip() for h in header]
-            if "image" not in header:
-                raise InputError(f"{path}, line 1: no 'image' column (columns: {', '.join(header)})")
-            for col in header:
-                if col not in BASE_COLUMNS and not col.startswith("meta."):
-                    _lookup(get_property_concept, col, f"{path}, line 1: column {col!r}")
-            rows: list[dict[str, str]] = []
-            for line_no, values in enumerate(reader, start=2):
-                if not any(v.strip() for v in values):
-                    continue
-                if len(values) != len(header):
-                    raise InputError(f"{path}, line {line_no}: {len(values)} fields, expected {len(header)}")
-                row = dict(zip(header, (v.strip() for v in values), strict=True))
-                row["_line"] = str(line_no)
-                if not row["image"]:
-                    raise InputError(f"{path}, line {line_no}: empty 'image' cell")
-                self._validate_row(row, f"{path}, line {line_no}")
-                rows.append(row)
+    def _read_labels(self, log: Problems) -> list[dict[str, str]]:
+        path, spec = self.labels_path, f"folder:{self.root}"
+        try:
+            table = read_csv(path, expect="a header with an 'image' column")
+        except InputError as e:
+            log.fatal(str(path), str(e), spec)
+            return []
+        header_line, header = table[0]
+        at = f"{path}, line {header_line}"
+        if "image" not in header:
+            log.fatal(at, f"no 'image' column (columns: {', '.join(header)}; is it ','-separated?)", spec)
+            return []
+        keep: list[int] = []
+        for i, col in enumerate(header):
+            if not col:
+                log.add(at, f"column {i + 1} has no name")
+            elif col in header[:i]:
+                log.add(at, f"column {col!r} appears twice")
+            elif col not in BASE_COLUMNS and not col.startswith("meta."):
+                try:
+                    _lookup(get_property_concept, col, f"column {col!r}")
+                    keep.append(i)
+                except InputError as e:
+                    log.add(at, e)
+            else:
+                keep.append(i)
+        self.columns = [header[i] for i in keep]
+        rows: list[dict[str, str]] = []
+        first_line: dict[str, int] = {}
+        for line_no, values in table[1:]:
+            at = f"{path}, line {line_no}"
+            if len(values) != len(header):
+                log.add(at, f"{len(values)} fields, expected {len(header)}")
+                continue
+            row = {header[i]: values[i] for i in keep}
+            name = row["image"]
+            if not name:
+                log.add(at, "empty 'image' cell")
+                continue
+            if Path(name).name != name or name in (".", ".."):
+                log.add(at, f"column 'image': {name!r} must be a file name in images/, not a path")
+                continue
+            if name in first_line:
+                log.add(at, f"image {name!r} is already listed on line {first_line[name]}")
+                continue
+            first_line[name] = line_no
+            for col, v in row.items():
+                if v:
+                    try:
+                        _check_cell(col, v)
+                    except InputError as e:
+                        log.add(at, e)
+                        row[col] = ""  # lenient: read as unlabelled
+            row["_line"] = str(line_no)
+            rows.append(row)
         return rows
-
-    @staticmethod
-    def _validate_row(row: dict[str, str], where: str) -> None:
-        if row.get("plane"):
-            _lookup(get_plane, row["plane"], where)
-        if row.get("standard"):
-            parse_bool(row["standard"], f"{where}, column 'standard'")
-        if row.get("pixel_spacing_mm"):
-            parse_float(row["pixel_spacing_mm"], f"{where}, column 'pixel_spacing_mm'", positive=True)
-        for col, v in row.items():
-            if col in PROPERTY_CONCEPT_NAMES and v and v.lower() != NOT_APPLICABLE:
-                c = get_property_concept(col)
-                parse_bool(v, f"{where}, column {col!r}") if c.binary else parse_float(v, f"{where}, column {col!r}")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -180,7 +218,7 @@ class FolderDataset(SampleDataset):
             else:
                 masks[concept] = m
         props: dict[str, float | None] = {}
-        for col in self.property_columns:
+        for col in self.property_columns:  # cells were checked when labels.csv was read
             v = row.get(col, "")
             if not v:
                 continue
@@ -189,14 +227,14 @@ class FolderDataset(SampleDataset):
             elif get_property_concept(col).binary:
                 props[col] = float(parse_bool(v, where))
             else:
-                props[col] = parse_float(v, where)
+                props[col] = float(v)
         meta: dict[str, Any] = {"path": str(image_path)}
         meta.update({k[5:]: v for k, v in row.items() if k.startswith("meta.") and v})
         if notes:
             meta["notes"] = [f"{image_path.name}: {n}" for n in notes]
         return Sample(
             image=image,
-            pixel_spacing_mm=parse_float(row["pixel_spacing_mm"], where) if row.get("pixel_spacing_mm") else None,
+            pixel_spacing_mm=float(row["pixel_spacing_mm"]) if row.get("pixel_spacing_mm") else None,
             masks=masks,
             properties=props,
             plane=row.get("plane") or None,
@@ -210,12 +248,10 @@ class FolderDataset(SampleDataset):
 
 
 @register_dataset("folder")
-def _open_folder(path: str | None, **options: Any) -> FolderDataset:
+def _open_folder(path: str | None, lenient: bool = False) -> FolderDataset:
     if not path:
-        raise InputError("folder: needs a path, e.g. folder:my_data")
-    if options:
-        raise InputError(f"folder: unknown option(s) {', '.join(options)}; the folder format takes none")
-    return FolderDataset(path)
+        raise InputError("data spec 'folder:' needs a path, e.g. folder:my_data")
+    return FolderDataset(path, lenient=lenient)
 
 
 def _cell(value: Any) -> str:
@@ -228,39 +264,48 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_folder(samples: Iterable[Sample], out: str | os.PathLike[str], progress: bool = True) -> Path:
-    """Write samples in the folder format, atomically (a temporary folder renamed onto ``out``).
+def write_folder(samples: Iterable[Sample], out: str | os.PathLike[str], progress: bool = True,
+                 overwrite: bool = False, what: str = "--out") -> Path:
+    """Write samples in the folder format; the folder appears whole or not at all.
 
     Images and masks are written as PNG named ``<sample.id>.png``; a labelled-but-empty mask is
     written (all zero) so "labelled absent" survives a round trip; unlabelled concepts are not
     written. ``field_of_view`` goes to ``masks/_fov/``. Scalar ``meta`` entries become
-    ``meta.<key>`` columns. An existing ``out`` is replaced only if it is a folder dataset (has
-    labels.csv) or empty.
+    ``meta.<key>`` columns.
+
+    ``out`` is checked before the first sample is drawn from ``samples`` (so before anything is
+    rendered): a file in the way or an unwritable parent is refused, and so is a non-empty folder
+    unless ``overwrite`` — and even then only a folder dataset (one with labels.csv) is replaced,
+    never a folder of other files. The set is built in a temporary sibling and renamed onto ``out``
+    when complete; on any error ``out`` is left as it was.
+
+    Args:
+        samples: the samples (any iterable; a generator is consumed once).
+        out: the folder to write.
+        progress: show a progress bar.
+        overwrite: replace an existing folder dataset at ``out``.
+        what: how ``out`` is named in messages (the CLI flag).
 
     Returns:
         ``out`` as a Path.
 
     Raises:
-        InputError: duplicate sample ids, or ``out`` is a non-empty folder that is not a dataset.
+        InputError: ``out`` cannot or must not be written, duplicate or empty sample ids, an unknown
+        concept, or a write that fails (disk full, …).
     """
+    from pcbm._io import check_output_dir, staged_dir
+
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "labels.csv").exists())):
-        raise InputError(f"{out} exists and is not a folder dataset; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_output_dir(out, what, overwrite=overwrite)
+    if out.is_dir() and any(out.iterdir()) and not (out / "labels.csv").is_file():
+        raise InputError(f"{what} {out} is not a folder dataset (no labels.csv) and not empty; refusing to replace "
+                         "it even with --overwrite (choose a new folder)")
     try:
-        rows = _write_files(samples, tmp, progress, out.name)
-        _write_labels(rows, tmp / "labels.csv")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_dir(out, overwrite=overwrite, what=what) as tmp:
+            rows = _write_files(samples, tmp, progress, out.name)
+            _write_labels(rows, tmp / "labels.csv")
+    except OSError as e:
+        raise InputError(f"cannot write {what} {out}: {e.strerror or e}") from None
     return out
 
 

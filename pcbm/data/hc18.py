@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from dataclasses import dataclass
@@ -36,7 +35,9 @@ import numpy as np
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image, read_mask
 from pcbm.data.sample import Sample
+from pcbm.data.tables import Problems, read_csv
 from pcbm.errors import InputError
+from pcbm.validate import finite, pixel_spacing
 
 SHARED_CSV = "pixel_size_and_hc.csv"
 OFFICIAL_CSVS = ("training_set_pixel_size_and_HC.csv", "test_set_pixel_size.csv")
@@ -49,7 +50,7 @@ class HC18Entry:
     image: Path
     mask: Path | None  # filled mask (shared layout) or outline annotation (official), None if absent
     outline: bool  # True when ``mask`` is an outline to be filled
-    pixel_size_mm: float
+    pixel_size_mm: float | None  # None only in a leniently read CSV whose cell is malformed
     hc_mm: float | None
     line: int  # CSV line, for messages
 
@@ -68,35 +69,61 @@ def subject_of_stem(stem: str) -> str:
     return m.group(1) if m else stem
 
 
-def read_hc18_csv(path: Path, with_hc: bool) -> list[tuple[int, str, float, float | None]]:
+def read_hc18_csv(path: Path, with_hc: bool, problems: Problems | None = None
+                  ) -> list[tuple[int, str, float | None, float | None]]:
     """Rows of an HC18 CSV as (line, filename, pixel size mm, HC mm or None).
 
+    Args:
+        path: the CSV.
+        with_hc: the CSV has the HC column (the training set's).
+        problems: collect per-line problems here (a malformed cell is read as None, a row without
+            enough fields or a repeated filename is left out); without it the first few raise.
+
     Raises:
-        InputError: naming the file and line of a malformed row.
+        InputError: naming the file and line of malformed rows (without ``problems``), or a file
+        that is not an HC18 CSV at all (empty, not UTF-8, wrong delimiter).
     """
-    rows: list[tuple[int, str, float, float | None]] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for line, values in enumerate(csv.reader(f), start=1):
-            values = [v.strip() for v in values]
-            if not any(values):
-                continue
-            if line == 1 and values[0].lower().startswith("filename"):
-                continue
-            want = 3 if with_hc else 2
-            if len(values) < want:
-                raise InputError(f"{path}, line {line}: expected {want} fields "
-                                 f"(filename, pixel size{', HC' if with_hc else ''}), got {len(values)}")
-            name = values[0]
+    log = problems if problems is not None else Problems()
+    spec = f"hc18:{path.parent}"
+    rows: list[tuple[int, str, float | None, float | None]] = []
+    want = 3 if with_hc else 2
+    fields = f"filename, pixel size{', HC' if with_hc else ''}"
+    try:
+        table = read_csv(path, expect=f"a header then rows of {fields}")
+    except InputError as e:
+        log.fatal(str(path), str(e), spec)
+        return rows
+    seen: dict[str, int] = {}
+    for line, values in table:
+        at = f"{path}, line {line}"
+        if line == table[0][0] and values[0].lower().startswith("filename"):
+            continue
+        if len(values) < want:
+            log.add(at, f"expected {want} fields ({fields}), got {len(values)}")
+            continue
+        name = values[0]
+        if not name or Path(name).name != name:
+            log.add(at, f"column 1 (filename): expected a file name, got {name!r}")
+            continue
+        if name in seen:
+            log.add(at, f"filename {name!r} is already listed on line {seen[name]}")
+            continue
+        seen[name] = line
+        px = hc = None
+        try:
+            px = pixel_spacing(values[1], "column 2 (pixel size mm)")
+        except InputError as e:
+            log.add(at, e)
+        if with_hc:
             try:
-                px = float(values[1])
-                hc = float(values[2]) if with_hc else None
-            except ValueError:
-                raise InputError(f"{path}, line {line}: not a number in {values[1:want]}") from None
-            if not (np.isfinite(px) and px > 0) or (hc is not None and not (np.isfinite(hc) and hc > 0)):
-                raise InputError(f"{path}, line {line}: pixel size and HC must be positive, got {values[1:want]}")
-            rows.append((line, name, px, hc))
-    if not rows:
-        raise InputError(f"{path}: no rows")
+                hc = finite(values[2], "column 3 (head circumference mm)", positive=True)
+            except InputError as e:
+                log.add(at, e)
+        rows.append((line, name, px, hc))
+    if not rows and not log.items:
+        log.add(str(path), f"no rows (expected {fields})")
+    if problems is None:
+        log.raise_any(spec)
     return rows
 
 
@@ -126,36 +153,40 @@ class HC18Dataset(EntriesDataset):
 
     name = "hc18"
 
-    def __init__(self, root: str | os.PathLike[str], subset: str = "train"):
+    def __init__(self, root: str | os.PathLike[str], subset: str = "train", lenient: bool = False):
         self.root = Path(root)
         if subset not in ("train", "test"):
             raise InputError(f"hc18: option subset must be train or test, got {subset!r}")
         if not self.root.is_dir():
-            raise InputError(f"hc18 folder not found: {self.root}")
+            raise InputError(f"hc18 folder not found: {self.root}" if not self.root.exists()
+                             else f"hc18 folder {self.root} is a file, not a folder")
         self.entries: list[HC18Entry] = []
         self.csv_files: list[Path] = []
+        log = Problems(lenient)
         if (self.root / SHARED_CSV).exists() and subset == "train":
-            self._load_shared()
+            self._load_shared(log)
         elif (self.root / OFFICIAL_CSVS[subset == "test"]).exists():
-            self._load_official(subset)
+            self._load_official(subset, log)
         else:
             raise InputError(f"{self.root}: not an HC18 folder (expected {SHARED_CSV} with images/ and masks/, "
                              f"or the challenge's {OFFICIAL_CSVS[subset == 'test']})")
+        self.problems = log.items
+        log.raise_any(f"hc18:{self.root}")
 
-    def _load_shared(self) -> None:
+    def _load_shared(self, log: Problems) -> None:
         csv_path = self.root / SHARED_CSV
         self.csv_files.append(csv_path)
-        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=True):
+        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=True, problems=log):
             image = self.root / "images" / name
             mask = self.root / "masks" / f"{Path(name).stem}_Mask.png"
             self.entries.append(HC18Entry(image, mask if mask.exists() else None, False, px, hc, line))
 
-    def _load_official(self, subset: str) -> None:
+    def _load_official(self, subset: str, log: Problems) -> None:
         with_hc = subset == "train"
         csv_path = self.root / OFFICIAL_CSVS[not with_hc]
         self.csv_files.append(csv_path)
         sub = self.root / ("training_set" if with_hc else "test_set")
-        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=with_hc):
+        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=with_hc, problems=log):
             folder = self.root if (self.root / name).exists() or not sub.is_dir() else sub
             image = folder / name
             ann = folder / f"{Path(name).stem}_Annotation.png"
@@ -186,9 +217,7 @@ class HC18Dataset(EntriesDataset):
 
 
 @register_dataset("hc18")
-def _open_hc18(path: str | None, subset: str = "train", **options: Any) -> HC18Dataset:
+def _open_hc18(path: str | None, subset: str = "train", lenient: bool = False) -> HC18Dataset:
     if not path:
-        raise InputError("hc18: needs a path, e.g. hc18:../shared/data/hc18")
-    if options:
-        raise InputError(f"hc18: unknown option(s) {', '.join(options)}; known: subset (train/test), split")
-    return HC18Dataset(path, subset=str(subset))
+        raise InputError("data spec 'hc18:' needs a path, e.g. hc18:../shared/data/hc18")
+    return HC18Dataset(path, subset=str(subset), lenient=lenient)

@@ -1,18 +1,34 @@
 """Reading images and masks from files, with clear errors and notes on any conversion.
 
-Images become 2-D uint8 grayscale: RGB/RGBA are converted (luma), 16-bit and float images are
-scaled to 8 bits — each with a note the caller can keep (``Sample.meta["notes"]``). Masks become
-bool arrays (any channel > 0). Missing, unreadable or corrupt files raise
-:class:`~pcbm.errors.InputError` naming the path.
+:func:`read_input_image` is the one reader of an input image — for ``pcbm predict``, reports and
+every dataset: PNG / JPEG / BMP / TIFF, or an ultrasound DICOM file (first frame, burned-in text
+masked, spacing from its header). Images become 2-D uint8 grayscale, each conversion with a note the
+caller keeps (``Sample.meta["notes"]``):
+
+- RGB / RGBA become luma (alpha ignored); equal channels are read as gray.
+- 16-bit images are scaled by the bit depth their values use, not by /257: the largest value
+  decides 8, 10, 12, 14 or 16 bits and ``value * 255 / (2**bits - 1)`` keeps a 10-bit image's 1024
+  levels spread over 0-255 (a /257 scaling left it 5 grey levels) while black stays black and
+  images of one scanner keep one brightness scale. Float and signed images are scaled min..max.
+- An all-black or constant image is read, with a note.
+
+Refused with an :class:`~pcbm.errors.InputError` naming the file: missing, empty, not an image,
+corrupt or truncated, more than :data:`MAX_PIXELS` pixels (checked from the header, before any
+decoding), or under :data:`MIN_SIDE` pixels on a side. Masks become bool arrays (any channel > 0).
 
 Example:
-    >>> img, notes = read_image("scan.png")  # doctest: +SKIP
-    >>> mask = read_mask("scan_mask.png", like=img, image_path="scan.png")  # doctest: +SKIP
+    >>> loaded = read_input_image("scan.png")  # doctest: +SKIP
+    >>> loaded.image.shape, loaded.notes, loaded.pixel_spacing_mm  # doctest: +SKIP
+    ((540, 800), [], 0.154)
+    >>> mask = read_mask("scan_mask.png", like=loaded.image, image_path="scan.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -21,22 +37,118 @@ import numpy as np
 from pcbm.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# 40 megapixels: 5x the largest ultrasound frames (4K monitors, 3840x2160 = 8.3 MP) and above any
+# scanner export, yet small enough that decoding stays under ~1 GB even as 16-bit RGBA with the
+# float copies conversion makes (an 8000x8000 PNG took 8.4 GB before this limit).
+MAX_PIXELS = 40_000_000
+# Under 16 px on a side there is no anatomy to see, and the models' encoders downsample 32x.
+MIN_SIDE = 16
+# Bytes of an uncompressed 16-bit RGBA image at MAX_PIXELS: no image file within the limit is larger.
+MAX_FILE_BYTES = 8 * MAX_PIXELS
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+_FORMATS = "PNG, JPEG, BMP, TIFF or DICOM"
 
 
-def _decode(path: str | os.PathLike[str], what: str) -> np.ndarray:
+@dataclass(frozen=True)
+class LoadedImage:
+    """An input image read by :func:`read_input_image`.
+
+    Example:
+        >>> LoadedImage(np.zeros((32, 32), np.uint8), name="x.png").pixel_spacing_mm is None
+        True
+    """
+
+    image: np.ndarray  # (H, W) uint8 grayscale
+    notes: list[str] = field(default_factory=list)  # every conversion made, and anything odd (constant image)
+    pixel_spacing_mm: float | None = None  # mm per pixel, when the file or its dataset says
+    spacing_source: str | None = None  # where the spacing came from ("DICOM header (…)", "dataset (labels.csv, …)")
+    name: str = ""  # the path as given, for reports and messages
+
+
+def _open_checked(path: str | os.PathLike[str], what: str, limit_bytes: bool = True) -> Path:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{what} not found: {p}" if not p.exists() else f"{what} is not a file: {p}")
     try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise InputError(f"cannot read {what} {p}: {e.strerror or e}") from None
+    if size == 0:
+        raise InputError(f"cannot read {what} {p}: empty file")
+    if limit_bytes and size > MAX_FILE_BYTES:
+        raise InputError(f"cannot read {what} {p}: file of {size / 1e6:.0f} MB is larger than any image within the "
+                         f"size limit ({MAX_PIXELS / 1e6:g} megapixels)")
+    return p
+
+
+def _too_large(p: Path, what: str, width: int | None, height: int | None, max_pixels: int,
+               pixels: int | None = None) -> InputError:
+    if width and height:
+        dims = f"{width}x{height} px = {width * height / 1e6:.1f} megapixels"
+    else:
+        dims = f"{pixels / 1e6:.0f} megapixels" if pixels else "far too large"
+    return InputError(f"{what} {p} is {dims}; the limit is {max_pixels / 1e6:g} megapixels "
+                      f"({max_pixels} pixels); downscale it first")
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) from the image file's header without decoding the pixels, or None if unknown.
+
+    Uses Pillow (installed with matplotlib), whose ``Image.open`` reads the header only.
+    Raises OverflowError (its argument the pixel count, if known) for a header Pillow itself calls a
+    decompression bomb.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # pragma: no cover - matplotlib requires pillow
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as e:  # "Image size (400000000 pixels) exceeds limit of …"
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        raise OverflowError(int(found.group(1)) if found else None) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return None
+
+
+def _decode(path: str | os.PathLike[str], what: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    p = _open_checked(path, what)
+    try:
+        dims = header_size(p)
+    except OverflowError as e:
+        raise _too_large(p, what, None, None, max_pixels, e.args[0] if e.args else None) from None
+    if dims is not None and dims[0] * dims[1] > max_pixels:
+        raise _too_large(p, what, dims[0], dims[1], max_pixels)
+    try:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as e:
         raise InputError(f"cannot read {what} {p}: {e.strerror or e}") from None
-    if data.size == 0:
-        raise InputError(f"cannot read {what} {p}: empty file")
+    head = data[:8].tobytes()
+    kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
+    if kind is None:
+        raise InputError(f"cannot read {what} {p}: not an image file (not {_FORMATS}; corrupt, or another format)")
+    if kind == "PNG" and b"IEND" not in data[-12:].tobytes():  # libpng would only print a warning to stderr
+        raise InputError(f"cannot read {what} {p}: truncated PNG file (no end marker)")
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.size == 0:
-        raise InputError(f"cannot read {what} {p}: corrupt file or unsupported format (PNG, JPEG, BMP, TIFF)")
+        raise InputError(f"cannot read {what} {p}: corrupt or truncated {kind} file")
+    if arr.shape[0] * arr.shape[1] > max_pixels:  # the header could not be read before decoding
+        raise _too_large(p, what, arr.shape[1], arr.shape[0], max_pixels)
     return arr
+
+
+def _scale_uint16(arr: np.ndarray) -> tuple[np.ndarray, str]:
+    """16-bit to 8-bit by the bit depth the values use (see the module docstring)."""
+    hi = int(arr.max())
+    bits = next(b for b in (8, 10, 12, 14, 16) if hi < 2**b)
+    if bits == 8:
+        return arr.astype(np.uint8), f"16-bit image holding 8-bit values (max {hi}) read as is"
+    top = 2**bits - 1
+    scaled = np.round(arr.astype(np.float32) * (255.0 / top)).astype(np.uint8)
+    return scaled, f"16-bit image with values up to {hi} read as {bits}-bit and scaled to 8 bits (x 255/{top})"
 
 
 def to_gray_uint8(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, list[str]]:
@@ -67,8 +179,8 @@ def to_gray_uint8(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, lis
     if arr.dtype == np.uint8:
         return arr, notes
     if arr.dtype == np.uint16:
-        notes.append("16-bit image scaled to 8 bits (value / 257)")
-        return np.round(arr.astype(np.float32) / 257.0).astype(np.uint8), notes
+        arr, note = _scale_uint16(arr)
+        return arr, [*notes, note]
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255, notes
     if np.issubdtype(arr.dtype, np.number):
@@ -76,23 +188,106 @@ def to_gray_uint8(arr: np.ndarray, name: str = "image") -> tuple[np.ndarray, lis
         finite = a[np.isfinite(a)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
         notes.append(f"{arr.dtype} image scaled from [{lo:g}, {hi:g}] to 8 bits")
-        scaled = (np.nan_to_num(a, nan=lo) - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+        scaled = (np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo) - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
         return np.clip(np.round(scaled), 0, 255).astype(np.uint8), notes
     raise InputError(f"{name}: unsupported pixel type {arr.dtype}")
 
 
-def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-    """Read an image file as 2-D uint8 grayscale.
+def check_image(image: np.ndarray, name: str) -> list[str]:
+    """Refuse an image under :data:`MIN_SIDE` px on a side; a note for a constant (e.g. all-black) one."""
+    h, w = image.shape[:2]
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise InputError(f"image {name} is {w}x{h} px; an image needs at least {MIN_SIDE} px on each side")
+    lo, hi = int(image.min()), int(image.max())
+    if lo == hi:
+        return ["all-black image (every pixel 0)" if hi == 0 else f"constant image (every pixel {hi})"]
+    return []
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Read an image (or DICOM) file as 2-D uint8 grayscale: :func:`read_input_image` without the spacing.
 
     Returns:
-        (image, notes): notes name any conversion (RGB/RGBA to gray, 16-bit to 8-bit), prefixed
-        with nothing — the caller knows the path.
+        (image, notes): notes name any conversion (RGB/RGBA to gray, 16-bit to 8-bit) or oddity.
 
     Raises:
-        InputError: missing, empty, corrupt or unsupported file, naming the path.
+        InputError: missing, empty, corrupt, unsupported, too large or too small file, naming the path.
     """
-    arr = _decode(path, "image")
-    return to_gray_uint8(arr, str(path))
+    loaded = read_input_image(path, max_pixels, find_spacing=False)
+    return loaded.image, loaded.notes
+
+
+def read_input_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS, *,
+                     find_spacing: bool = True) -> LoadedImage:
+    """Read one input image — PNG, JPEG, BMP, TIFF or ultrasound DICOM — for prediction, reports and datasets.
+
+    Args:
+        path: the file. DICOM is recognised by its content (the ``DICM`` marker), not its name.
+        max_pixels: refuse images with more pixels than this (checked from the header, before decoding).
+        find_spacing: for image files, look the pixel spacing up in the dataset the file sits in
+            (:func:`find_pixel_spacing`); DICOM files take it from their header either way.
+
+    Raises:
+        InputError: naming the file and the problem (see the module docstring).
+    """
+    if not max_pixels > 0:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    p = _open_checked(path, "image", limit_bytes=False)  # a DICOM cine may be large; its first frame is read
+    from pcbm.data.dicom import is_dicom_file
+
+    if is_dicom_file(p):
+        from pcbm.data.dicom import read_dicom_frame
+
+        image, notes, spacing, source = read_dicom_frame(p)
+        if image.size > max_pixels:
+            raise _too_large(p, "image", image.shape[1], image.shape[0], max_pixels)
+        return LoadedImage(image, [*notes, *check_image(image, str(p))], spacing, source, str(path))
+    image, notes = to_gray_uint8(_decode(p, "image", max_pixels), str(p))
+    notes += check_image(image, str(p))
+    spacing, source = find_pixel_spacing(p) if find_spacing else (None, None)
+    return LoadedImage(image, notes, spacing, source, str(path))
+
+
+def find_pixel_spacing(path: str | os.PathLike[str]) -> tuple[float | None, str | None]:
+    """Pixel spacing of an image file from the dataset it sits in, or (None, None).
+
+    Knows HC18 (``pixel_size_and_hc.csv``, or the challenge's ``training_set_pixel_size_and_HC.csv``
+    / ``test_set_pixel_size.csv``, in the image's folder or its parent) and the folder format
+    (``ROOT/images/NAME`` with ``ROOT/labels.csv`` having a ``pixel_spacing_mm`` cell for NAME).
+
+    Returns:
+        (mm per pixel, source) or (None, None) when no dataset lists the file.
+
+    Raises:
+        InputError: the dataset's CSV lists the file with a spacing that is not a valid number
+        (naming the CSV, line and column), or the CSV cannot be read.
+    """
+    from pcbm.data.tables import read_csv
+    from pcbm.validate import pixel_spacing
+
+    p = Path(path)
+    for folder in (p.parent, p.parent.parent):
+        for table in ("pixel_size_and_hc.csv", "training_set_pixel_size_and_HC.csv", "test_set_pixel_size.csv"):
+            csv_path = folder / table
+            if not csv_path.is_file():
+                continue
+            for line, cells in read_csv(csv_path):
+                if cells[0] == p.name and len(cells) > 1:
+                    value = pixel_spacing(cells[1], f"{csv_path}, line {line}, column 2 (pixel size)")
+                    return value, f"dataset ({table}, HC18)"
+    labels = p.parent.parent / "labels.csv"
+    if p.parent.name == "images" and labels.is_file():
+        rows = read_csv(labels)
+        header = rows[0][1]
+        if "image" in header and "pixel_spacing_mm" in header:
+            i, j = header.index("image"), header.index("pixel_spacing_mm")
+            for line, cells in rows[1:]:
+                if len(cells) > max(i, j) and cells[i] == p.name:
+                    if not cells[j]:
+                        return None, None
+                    value = pixel_spacing(cells[j], f"{labels}, line {line}, column 'pixel_spacing_mm'")
+                    return value, "dataset (labels.csv, folder format)"
+    return None, None
 
 
 def read_mask(
@@ -108,7 +303,7 @@ def read_mask(
         image_path: the image's file, named in the size-mismatch error.
 
     Raises:
-        InputError: missing/corrupt file, or a size that differs from the image (naming both files).
+        InputError: missing/corrupt/too large file, or a size that differs from the image (naming both files).
     """
     arr = _decode(path, "mask")
     mask = arr.any(axis=2) if arr.ndim == 3 else arr > 0

@@ -40,14 +40,14 @@ class Problems:
     def __len__(self) -> int:
         return len(self.items)
 
-    def add(self, where: str, message: str) -> None:
+    def add(self, where: str, message: str | InputError) -> None:
         """Record a problem; a message that starts with ``where`` has it removed (it is said once)."""
-        if message.startswith(f"{where}: "):
-            message = message[len(where) + 2:]
+        message = str(message)
+        for glue in (": ", ", "):
+            if message.startswith(f"{where}{glue}"):
+                message = message[len(where) + len(glue):]
+                break
         self.items.append((where, message))
-
-    def add_error(self, where: str, error: InputError) -> None:
-        self.add(where, str(error))
 
     def fatal(self, where: str, message: str, spec: str) -> None:
         """A problem that stops the file being read: raised now unless lenient (then the caller stops)."""

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,41 @@ from pcbm.models.config import ModelConfig
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "weights"
 MODEL_FILE = "model.pt"
+PARTIAL = ".partial"  # pcbm train builds RUN in RUN.partial/ (pcbm.training.runs)
 FORMAT = 1
 
 
+def _interrupted(path: Path) -> Path | None:
+    """The run an interrupted ``pcbm train`` left at ``path`` (``r.partial``, or ``r`` beside one), else None."""
+    stage = path if path.name.endswith(PARTIAL) else path.with_name(path.name + PARTIAL)
+    if stage.is_dir() and (stage / "config.json").is_file() and not (path / MODEL_FILE).is_file():
+        return stage.with_name(stage.name[: -len(PARTIAL)])
+    return None
+
+
 def resolve_run(ref: str | Path) -> Path:
-    """``"default"`` -> the shipped weights folder; anything else -> that run directory (checked)."""
+    """``"default"`` -> the shipped weights folder; anything else -> that run directory (checked).
+
+    Raises:
+        InputError: one line naming the folder and what is wrong: missing, a plain file, no
+            ``model.pt``, or an interrupted run (resume it with ``pcbm train --resume``).
+    """
     path = DEFAULT_DIR if str(ref) == "default" else Path(ref)
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
-    if not (path / MODEL_FILE).is_file():
-        if str(ref) == "default":
-            raise InputError(f"the default model is missing: {path / MODEL_FILE} (reinstall pcbm or train one)")
-        raise InputError(f"no model in {path}: expected {MODEL_FILE} (a run directory written by `pcbm train`)")
-    return path
+    if (path / MODEL_FILE).is_file():
+        return path
+    if str(ref) == "default":
+        raise InputError(f"the default model is missing: {path / MODEL_FILE} (reinstall pcbm or train one)")
+    run = _interrupted(path)
+    if run is not None:
+        raise InputError(f"{path}: interrupted run, not finished (no {MODEL_FILE}); "
+                         f"resume with pcbm train --resume {run}")
+    if path.is_file():
+        raise InputError(f"{path} is a file, not a run directory (a folder written by `pcbm train`)")
+    if not path.exists():
+        raise InputError(f"no model in {path}: the folder does not exist")
+    raise InputError(f"no model in {path}: expected {MODEL_FILE} (a run directory written by `pcbm train`)")
 
 
 def save_model(model: nn.Module, run_dir: str | Path, half: bool = False) -> Path:
@@ -71,20 +94,35 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
     from pcbm.models.pcbm import build_model
 
     run_dir = resolve_run(ref)
+    file = run_dir / MODEL_FILE
     try:
-        payload = torch.load(run_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+        payload = torch.load(file, map_location="cpu", weights_only=True)
         cfg = ModelConfig.from_dict(payload["config"])
-    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as e:
-        raise InputError(f"cannot read model {run_dir / MODEL_FILE}: {e}") from None
+        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    except (InputError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, EOFError, OSError,
+            pickle.UnpicklingError) as e:
+        why = "truncated or not a pcbm model file" if isinstance(e, RuntimeError | EOFError | pickle.UnpicklingError) \
+            else "not a pcbm model file"
+        raise InputError(f"cannot read model {file}: {why} ({_first_line(e)})") from None
     model = build_model(cfg)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise InputError(f"cannot read model {file}: its weights do not fit its config ({_first_line(e)})") from None
     model.eval().to(device)
     info: dict[str, Any] = {"run_dir": str(run_dir)}
     for key in ("config", "metrics"):
         p = run_dir / f"{key}.json"
-        info[key] = json.loads(p.read_text()) if p.is_file() else None
+        try:
+            info[key] = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read {p}: {_first_line(e)} (the run folder {run_dir} is damaged)") from None
     return model, info
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def write_run_config(run_dir: str | Path, config: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 Imports Lightning; the models never do.
 """
 
+from pcbm.training.config import TrainConfig
 from pcbm.training.evaluate import evaluate
-from pcbm.training.train import TrainConfig, train
+from pcbm.training.train import resume, train
 
-__all__ = ["TrainConfig", "evaluate", "train"]
+__all__ = ["TrainConfig", "evaluate", "resume", "train"]

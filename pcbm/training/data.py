@@ -106,10 +106,13 @@ def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None
     }
 
 
-def ultrasound_augment(strength: float = 1.0) -> Callable[..., dict]:
+def ultrasound_augment(strength: float = 1.0, seed: int | None = None) -> Callable[..., dict]:
     """Label-preserving augmentations: mild geometry (flip, ±8° rotation, ±5 % scale, ±3 % shift —
     small, so completeness / angle / magnification labels stay true), gain / contrast / gamma,
-    Gaussian and multiplicative (speckle-like) noise, blur."""
+    Gaussian and multiplicative (speckle-like) noise, blur.
+
+    albumentations draws from its own generator, not numpy's or torch's: ``seed`` seeds it (None:
+    a fresh random state); DataLoader workers reseed their copy (:func:`seed_worker`)."""
     import albumentations as A
 
     s = strength
@@ -123,7 +126,22 @@ def ultrasound_augment(strength: float = 1.0) -> Callable[..., dict]:
         A.OneOf([A.GaussNoise(std_range=(0.01, 0.04)),
                  A.MultiplicativeNoise(multiplier=(0.85, 1.15), per_channel=False, elementwise=True)], p=0.4),
         A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2), p=0.2),
-    ])
+    ], seed=seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: give each worker's copy of the augmentation its own seed, taken
+    from the worker's torch seed (the loader's generator + worker id, so a seeded run repeats), and
+    seed numpy / random / torch in the worker as Lightning does."""
+    from lightning.fabric.utilities.seed import pl_worker_init_function
+
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        for ds in getattr(info.dataset, "datasets", [info.dataset]):
+            aug = getattr(ds, "augment", None)
+            if aug is not None and hasattr(aug, "set_random_seed"):
+                aug.set_random_seed(info.seed % 2**32)
+    pl_worker_init_function(worker_id)
 
 
 class EncodedDataset(Dataset):
@@ -169,7 +187,7 @@ class MixedDataModule(_lightning().LightningDataModule):
         batch_size, workers: DataLoader settings (workers None = :func:`auto_workers`).
         val_fraction, split_seed: the subject-level split (SampleDataset.split_indices); the split
             does not follow ``seed``, so stages with different seeds share one validation set.
-        seed: the draws of the training sampler.
+        seed: the draws of the training sampler and the augmentations (workers included).
         augment: apply :func:`ultrasound_augment` to training batches.
         epoch_size: training draws per epoch (default: the total number of training samples).
     """
@@ -202,7 +220,7 @@ class MixedDataModule(_lightning().LightningDataModule):
                 raise ValueError(f"data {spec!r} has no training samples after the subject split")
 
     def train_dataloader(self) -> DataLoader:
-        aug = ultrasound_augment() if self.augment else None
+        aug = ultrasound_augment(seed=self.seed) if self.augment else None
         sets = [EncodedDataset(ds, self.size, aug) for ds in self.train_sets]
         weights = torch.cat([torch.full((len(ds),), w / len(ds), dtype=torch.double)
                              for ds, (_, w) in zip(self.train_sets, self.sources, strict=True)])
@@ -211,7 +229,8 @@ class MixedDataModule(_lightning().LightningDataModule):
         sampler = WeightedRandomSampler(weights, num_samples=n, replacement=True, generator=gen)
         return DataLoader(ConcatDataset(sets), batch_size=self.batch_size, sampler=sampler, num_workers=self.workers,
                           collate_fn=collate, drop_last=n > self.batch_size, persistent_workers=self.workers > 0,
-                          pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker,
+                          generator=torch.Generator().manual_seed(self.seed + 1))  # the workers' seeds
 
     def val_dataloader(self) -> DataLoader:
         sets = [EncodedDataset(ds, self.size) for ds in self.val_sets if ds is not None and len(ds)]

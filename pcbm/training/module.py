@@ -35,6 +35,7 @@ from pcbm.models.property_head import BINARY_INDEX
 from pcbm.training.losses import LossWeights, plane_loss, property_loss, segmentation_loss, standard_loss
 
 MODES = ("independent", "sequential", "joint")
+PCT_START = 0.1  # share of the one-cycle schedule spent warming up
 
 
 class PCBMTrainingModule(L.LightningModule):
@@ -45,16 +46,23 @@ class PCBMTrainingModule(L.LightningModule):
         mode: independent, sequential or joint.
         lr, weight_decay: AdamW settings (one-cycle schedule over the run's steps).
         weights: loss weights.
+        freeze_encoder: keep the segmenter's (baseline's) encoder as it is: no gradient, and its
+            BatchNorm layers stay in eval mode so their running statistics do not drift either.
     """
 
     def __init__(self, model: nn.Module, mode: str = "sequential", lr: float = 2e-3, weight_decay: float = 1e-4,
-                 weights: LossWeights | None = None):
+                 weights: LossWeights | None = None, freeze_encoder: bool = False):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown training mode {mode!r}; choose {', '.join(MODES)}")
         self.model, self.mode, self.lr, self.weight_decay = model, mode, lr, weight_decay
         self.weights = weights or LossWeights()
-        self.save_hyperparameters({"mode": mode, "lr": lr, "weight_decay": weight_decay, **asdict(self.weights)})
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.encoder.requires_grad_(False)
+            self.encoder.eval()
+        self.save_hyperparameters({"mode": mode, "lr": lr, "weight_decay": weight_decay, "freeze_encoder": freeze_encoder,
+                                   **asdict(self.weights)})
         k = len(PLANE_NAMES)
         self.val_f1 = MulticlassF1Score(k, average="macro", ignore_index=-1)
         self.val_bacc = MulticlassRecall(k, average="macro", ignore_index=-1)
@@ -62,6 +70,17 @@ class PCBMTrainingModule(L.LightningModule):
         self.val_std = BinaryAccuracy(ignore_index=-1)
         self._dice_sum = torch.zeros(len(VISUAL_CONCEPT_NAMES))
         self._dice_n = torch.zeros(len(VISUAL_CONCEPT_NAMES))
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The image encoder: the segmenter's (PCBM) or the baseline's own."""
+        return self.model.encoder if getattr(self.model, "concept_free", False) else self.model.segmenter.encoder
+
+    def train(self, mode: bool = True) -> PCBMTrainingModule:
+        super().train(mode)
+        if getattr(self, "freeze_encoder", False):
+            self.encoder.eval()  # frozen BatchNorm: running statistics stay those of the init run
+        return self
 
     # ---- losses --------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -152,9 +171,19 @@ class PCBMTrainingModule(L.LightningModule):
         self._dice_n.zero_()
 
     def configure_optimizers(self):  # type: ignore[override]
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         steps = int(self.trainer.estimated_stepping_batches) if self.trainer else 0
         if steps <= 1:
             return opt
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.1)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=PCT_START)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """A run resumed with another --max-steps: stretch the restored one-cycle schedule to the new total."""
+        sched = self.lr_schedulers()
+        steps = int(self.trainer.estimated_stepping_batches)
+        if isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.total_steps != steps > self.global_step:
+            dummy = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=self.lr)
+            ref = torch.optim.lr_scheduler.OneCycleLR(dummy, max_lr=self.lr, total_steps=steps, pct_start=PCT_START)
+            sched.total_steps, sched._schedule_phases = ref.total_steps, ref._schedule_phases

@@ -17,7 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +65,13 @@ def refit_decision(model: torch.nn.Module, datasets: Sequence[SampleDataset], pe
     if len(sw) != len(datasets):
         raise ValueError(f"got {len(sw)} source weights for {len(datasets)} datasets")
     parts = [collect_concepts(model, ds, per_source, seed=seed) for ds in datasets]
+    if not any(len(p[1]) for p in parts):
+        return {"n": 0, "train_accuracy": math.nan, "loss": math.nan}
     x = torch.cat([p[0] for p in parts if len(p[1])])
     y = torch.cat([p[1] for p in parts if len(p[1])])
     weight = torch.cat([torch.full((len(p[1]),), float(w)) for p, w in zip(parts, sw, strict=True) if len(p[1])])
+    if not float(weight.sum()) > 0:
+        raise ValueError("every source with plane-labelled samples has weight 0; give one a positive weight")
     decision = model.decision
     device = next(decision.parameters()).device
     x, y, weight = x.to(device), y.to(device), weight.to(device) / weight.sum()
@@ -83,3 +90,71 @@ def refit_decision(model: torch.nn.Module, datasets: Sequence[SampleDataset], pe
     with torch.no_grad():
         acc = float((decision(x).argmax(1) == y).float().mean())
     return {"n": int(len(y)), "train_accuracy": acc, "loss": float(loss.detach())}
+
+
+RUN_FILES = ("config.json", "MODEL_CARD.md", "training_log.csv")  # what a refitted run keeps of its source
+
+
+def source_weights(weights: Sequence[float] | None, n_sources: int, where: str = "--weights") -> list[float] | None:
+    """Checked per-source weights: finite, >= 0, not all 0, one per data source (None stays None)."""
+    from pcbm.errors import InputError
+    from pcbm.validate import finite
+
+    if weights is None:
+        return None
+    sw = [finite(w, where, nonnegative=True) for w in weights]
+    if len(sw) != n_sources:
+        raise InputError(f"{where} has {len(sw)} weights for {n_sources} data sources; give one per --data")
+    if not any(sw):
+        raise InputError(f"{where} are all 0; give at least one source a positive weight")
+    return sw
+
+
+def refit_run(run: str | Path, data: Sequence[str], out: str | Path, per_source: int = 2000, steps: int = 500,
+              seed: int = 0, weights: Sequence[float] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Refit the decision of the run ``run`` on ``data`` and write the result as the run ``out``.
+
+    ``out`` gets the source's config.json, MODEL_CARD.md and training_log.csv, the refitted
+    ``model.pt`` and ``decision_refit.json``. It is built in a hidden sibling folder and renamed into
+    place when complete; a non-empty ``out`` is refused unless ``overwrite`` (``out`` may be ``run``).
+    Everything is checked before the model is loaded.
+
+    Returns:
+        the contents of ``decision_refit.json``.
+
+    Raises:
+        InputError: bad weights, counts, data, run or output folder.
+    """
+    import shutil
+    import time
+
+    from pcbm._io import check_output_dir, staged_dir, write_json
+    from pcbm.data import open_dataset
+    from pcbm.errors import InputError
+    from pcbm.models import load_model, save_model
+
+    if not data:
+        raise InputError("give at least one --data SPEC")
+    for name, v in (("--per-source", per_source), ("--steps", steps)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"{name} must be an integer >= 1, got {v!r}")
+    sw = source_weights(weights, len(data))
+    out = check_output_dir(out, "--out", overwrite=overwrite)
+    model, info = load_model(run)
+    datasets = [open_dataset(spec, split="train") for spec in data]
+    t0 = time.perf_counter()
+    result: dict[str, Any] = refit_decision(model, datasets, per_source, steps=steps, seed=seed, source_weights=sw)
+    if result["n"] == 0:
+        raise InputError(f"no plane-labelled samples in {', '.join(data)}: nothing to refit the decision on")
+    if not all(math.isfinite(v) for v in (result["loss"], result["train_accuracy"])):
+        raise InputError(f"the refit of {run} diverged (loss {result['loss']}); nothing written")
+    result.update(seconds=round(time.perf_counter() - t0, 1), data=list(data), weights=sw, per_source=per_source,
+                  refitted_from=str(info.get("run_dir", run)))
+    src = Path(info["run_dir"])
+    with staged_dir(out, overwrite=overwrite) as tmp:
+        for name in RUN_FILES:
+            if (src / name).is_file():
+                shutil.copy2(src / name, tmp / name)
+        save_model(model, tmp)
+        write_json(tmp / "decision_refit.json", result)
+    return result

@@ -3,101 +3,38 @@
 The run directory holds ``model.pt`` (loadable without Lightning), ``config.json`` (the resolved
 model + training config, data specs, versions, wall time, throughput), ``metrics.json`` (the
 validation split evaluated at the original resolution) and ``logs/metrics.csv`` (CSVLogger).
+It is built in ``OUT.partial/`` and renamed onto ``OUT`` only when complete; an interrupted run
+stays there with its checkpoint and :func:`resume` continues it (see :mod:`pcbm.training.runs`).
 
 Example:
     >>> cfg = TrainConfig(data=("phantom:n=16,size=64",), model="tiny", max_steps=2, out="runs/x")
     >>> run_dir = train(cfg)  # doctest: +SKIP
+    >>> run_dir = resume("runs/x", max_steps=4)  # after a Ctrl-C  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import time
-import tomllib
+import shutil
+import signal
+import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pcbm.errors import InputError
+from pcbm.training.config import DEFAULT_LR, FINETUNE_LR, TrainConfig
+
+__all__ = ["DEFAULT_LR", "FINETUNE_LR", "TrainConfig", "build_from_config", "resolve_precision", "resume", "train"]
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    data: tuple[str, ...] = ("phantom",)  # data specs, each optionally SPEC@WEIGHT
-    out: str = "runs/pcbm"  # run directory
-    model: str = "small"  # registered model config name
-    init: str | None = None  # start from this run's weights (a run directory or "default"): fine-tuning
-    model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
-    size: int | None = None  # input size override (ModelConfig.input_size)
-    mode: str = "sequential"  # independent | sequential | joint
-    epochs: int = 10  # max epochs
-    max_steps: int = -1  # stop after this many optimiser steps (-1 = no limit)
-    epoch_size: int | None = None  # training draws per epoch (default: all training samples)
-    batch_size: int = 16
-    lr: float = 2e-3  # AdamW peak learning rate (one-cycle)
-    weight_decay: float = 1e-4
-    loss_weights: dict[str, float] = field(default_factory=dict)  # segmentation/properties/plane/standard
-    augment: bool = True
-    val_fraction: float = 0.2  # subject-level validation split of every source
-    seed: int = 0  # weights, sampling and augmentation (not the split: see split_seed)
-    split_seed: int = 0  # subject-level train/val split; fixed across --init stages so that validation subjects
-    # never enter training (0 is the split that ``SPEC?split=val`` and the benchmarks evaluate on)
-    workers: int | None = None  # DataLoader workers (None = CPU count - 1, at most 8)
-    threads: int = 2  # torch CPU threads
-    accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
-    precision: str = "auto"  # Lightning precision; auto = bf16-mixed where the device computes bf16 natively, else 32-true
-    refit_decision: int = 0  # after training, refit the decision on predicted concepts of N samples per source
-    refit_weights: tuple[float, ...] | None = None  # per-source sample weights for the refit (default 1 each)
-    max_time_min: float | None = None  # stop after this many minutes (safety net; the schedule assumes the full run)
-    fast_dev_run: bool = False  # one batch of train and val, no run directory metrics
-    val_batches: int = 25  # validation batches per epoch (the full-resolution evaluation at the end is separate)
-    eval_limit: int | None = 400  # validation images evaluated at full resolution into metrics.json
-    progress: bool = True  # progress bars
+def build_from_config(cfg: TrainConfig, model_config: dict[str, Any] | None = None) -> Any:
+    """The model to train: from ``cfg.init``'s weights, or new from the named config (or from
+    ``model_config``, a saved ModelConfig dict: a resumed run's weights come from its checkpoint)."""
+    from pcbm.models import ModelConfig, build_model, get_model_config
 
-    def __post_init__(self) -> None:
-        from pcbm.training.module import MODES
-
-        if not self.data:
-            raise ValueError("no data: give at least one data spec")
-        if self.mode not in MODES:
-            raise ValueError(f"unknown training mode {self.mode!r}; choose {', '.join(MODES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        bad = set(self.loss_weights) - {"segmentation", "properties", "plane", "standard"}
-        if bad:
-            raise ValueError(f"unknown loss weights {sorted(bad)}; known: segmentation, properties, plane, standard")
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a JSON or TOML file of TrainConfig fields; ``overrides`` (not None) win."""
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"config file not found: {p}")
-        try:
-            d = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-            raise InputError(f"cannot parse config {p}: {e}") from None
-        d = d.get("train", d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"{p}: unknown keys {unknown}; known: {', '.join(sorted(known))}")
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        if "data" in d:
-            d["data"] = tuple([d["data"]] if isinstance(d["data"], str) else d["data"])
-        if d.get("refit_weights") is not None:
-            d["refit_weights"] = tuple(d["refit_weights"])
-        return cls(**d)
-
-
-def build_from_config(cfg: TrainConfig) -> Any:
-    from pcbm.models import build_model, get_model_config
-
+    if model_config is not None:
+        return build_model(ModelConfig.from_dict(model_config))
     overrides = dict(cfg.model_overrides)
     if cfg.size is not None:
         overrides["input_size"] = cfg.size
@@ -105,7 +42,7 @@ def build_from_config(cfg: TrainConfig) -> Any:
         from pcbm.models import load_model
 
         model, _ = load_model(cfg.init)
-        clash = {k: v for k, v in overrides.items() if getattr(model.config, k) != v}
+        clash = {k: v for k, v in overrides.items() if getattr(model.config, k, v) != v}
         if clash:
             raise InputError(f"--init {cfg.init}: its model config fixes {', '.join(sorted(clash))}; "
                              f"drop the override (it has {', '.join(f'{k}={getattr(model.config, k)}' for k in sorted(clash))})")
@@ -154,58 +91,182 @@ def _quiet_lightning(verbose: bool) -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train a model as configured and write the run directory. Returns its path."""
+
+
+def train(cfg: TrainConfig, overwrite: bool = False) -> Path:
+    """Train a model as configured and write the run directory ``cfg.out``. Returns its path.
+
+    ``cfg.out`` is checked first (a file, a non-empty folder without ``overwrite``, an unwritable
+    parent, an interrupted run already there: :class:`InputError`, before any work). The run is built
+    in ``cfg.out + ".partial"`` and renamed onto ``cfg.out`` when complete; an old ``cfg.out`` is
+    replaced (``overwrite``) only then.
+
+    Raises:
+        InputError: bad output folder, data or init run.
+        TrainingInterrupted: Ctrl-C; the staging folder keeps what :func:`resume` needs.
+    """
+    from pcbm.training.runs import prepare_out
+
+    stage = prepare_out(Path(cfg.out), overwrite)
+    return _run(cfg, stage, overwrite, saved=None)
+
+
+def resume(run: str | Path, overwrite: bool = False, **overrides: Any) -> Path:
+    """Continue the interrupted run ``run`` (``OUT`` or ``OUT.partial``) from its last checkpoint,
+    with its saved config; ``overrides`` may change only :data:`pcbm.training.runs.RESUME_OPTIONS`
+    (how long and where the rest runs). An existing ``OUT`` is replaced at the end if the run was
+    started with ``overwrite`` or ``overwrite`` is given now. Returns the finished run directory."""
+    from pcbm.training.runs import check_resume_overrides, read_partial, run_of
+
+    check_resume_overrides(run, overrides)
+    stage, saved = read_partial(run)
+    d = {**saved["train"], **{k: v for k, v in overrides.items() if v is not None}, "out": str(run_of(run))}
+    try:
+        cfg = TrainConfig.from_dict(d)
+    except (InputError, TypeError) as e:
+        raise InputError(f"--resume {run_of(run)}: saved config {stage / 'config.json'}: {e}") from None
+    return _run(cfg, stage, overwrite or bool(saved.get("overwrite", False)), saved=saved)
+
+
+def _draw_seed(seed: int, step: int) -> int:
+    """The seed of a session's draws: ``seed`` from the start, a derived one when resuming at ``step``
+    (so a resumed run does not replay the first epoch's samples and augmentations)."""
+    if step == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0] % 2**31)
+
+
+def _run(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] | None) -> Path:
+    """Train into the staging folder ``stage`` (new, or a partial run to resume), then publish it."""
+    from pcbm.training.runs import CHECKPOINT, TrainingInterrupted, checkpoint_step
+
+    out = Path(cfg.out)
+    ckpt = stage / CHECKPOINT
+    start = checkpoint_step(ckpt) if saved else 0
+    try:
+        trainer, module, dm, counter = _fit(cfg, stage, overwrite, saved, start)
+        return _finish(cfg, stage, out, overwrite, trainer, module, dm, counter)
+    except KeyboardInterrupt:
+        if not ckpt.is_file():
+            shutil.rmtree(stage, ignore_errors=True)
+            raise TrainingInterrupted(stage, out, 0) from None
+        raise TrainingInterrupted(stage, out, checkpoint_step(ckpt)) from None
+    except TrainingInterrupted:
+        raise
+    except BaseException:
+        if not ckpt.is_file():  # nothing trained yet: leave nothing behind (a checkpoint stays, to resume)
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] | None,
+         start: int) -> tuple[Any, Any, Any, Any]:
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+    from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
-    from pcbm import __version__
-    from pcbm.models import save_model
-    from pcbm.models.io import write_run_config
+    from pcbm._io import write_json
     from pcbm.training.data import MixedDataModule
     from pcbm.training.losses import LossWeights
     from pcbm.training.module import PCBMTrainingModule
+    from pcbm.training.runs import CHECKPOINT, AtomicCheckpointIO, Checkpointer, Throughput, TrainingInterrupted
 
     torch.set_num_threads(cfg.threads)
     _quiet_lightning(cfg.progress)
     precision = resolve_precision(cfg.precision, cfg.accelerator)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = build_from_config(cfg)
-    mcfg = model.config
-    dm = MixedDataModule(cfg.data, mcfg.input_size, cfg.batch_size, cfg.workers, cfg.val_fraction, cfg.seed,
+    seed = _draw_seed(cfg.seed, start)
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = build_from_config(cfg, saved["model"] if saved else None)
+    if saved is None:  # what --resume needs: the config (and the architecture; the weights are in the checkpoint)
+        write_json(stage / "config.json", {"status": "partial", "resume": f"pcbm train --resume {cfg.out}",
+                                           "overwrite": overwrite, "model": model.config.to_dict(),
+                                           "train": cfg.to_dict()})
+    dm = MixedDataModule(cfg.data, model.config.input_size, cfg.batch_size, cfg.workers, cfg.val_fraction, seed,
                          cfg.augment, cfg.epoch_size, split_seed=cfg.split_seed)
     dm.setup()
-    module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights))
-
-    class _SaveEachEpoch(Callback):
-        images = 0
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # type: ignore[no-untyped-def]
-            self.images += int(batch["image"].shape[0])
-
-        def on_train_epoch_end(self, trainer, pl_module):  # type: ignore[no-untyped-def]
-            if not cfg.fast_dev_run:
-                save_model(pl_module.model, out)
-
-    counter = _SaveEachEpoch()
-    callbacks: list[Any] = [counter]
+    module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights),
+                                freeze_encoder=cfg.freeze_encoder)
+    counter, checkpointer = Throughput(), Checkpointer(stage / CHECKPOINT, cfg.checkpoint_every)
+    callbacks: list[Any] = [counter, checkpointer]
     if cfg.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
+    old_log = _set_aside_log(stage) if saved else None
     trainer = L.Trainer(
         max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=1,
-        precision=precision, logger=CSVLogger(out, name="logs", version=""), callbacks=callbacks,
-        enable_checkpointing=False, enable_progress_bar=cfg.progress, fast_dev_run=cfg.fast_dev_run,
+        precision=precision, logger=CSVLogger(stage, name="logs", version=""), callbacks=callbacks,
+        enable_checkpointing=False, plugins=[AtomicCheckpointIO()], default_root_dir=stage,
+        enable_progress_bar=cfg.progress, fast_dev_run=cfg.fast_dev_run,
         log_every_n_steps=10, num_sanity_val_steps=0, limit_val_batches=cfg.val_batches, enable_model_summary=False,
         deterministic="warn" if cfg.accelerator == "cpu" else False,
         max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
     )
-    t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    wall = time.perf_counter() - t0
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(stage / CHECKPOINT) if saved else None)
+    except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1) after its on_exception hooks
+        if not trainer.interrupted:
+            raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
+        if old_log is not None:
+            _merge_log(old_log, stage / "logs" / "metrics.csv")
+    if trainer.interrupted:
+        step = checkpointer.saved_step if checkpointer.saved_step > 0 else start
+        if step <= 0:
+            shutil.rmtree(stage, ignore_errors=True)
+        raise TrainingInterrupted(stage, Path(cfg.out), step)
+    return trainer, module, dm, counter
+
+
+def _set_aside_log(stage: Path) -> Path | None:
+    """Lightning's CSVLogger deletes an existing metrics.csv: keep the earlier sessions' rows aside."""
+    log = stage / "logs" / "metrics.csv"
+    if not log.is_file():
+        return None
+    old = log.with_name("metrics.before-resume.csv")
+    if old.is_file():  # an earlier resume died before merging: keep both
+        _merge_log(old, log)
+    log.replace(old)
+    return old
+
+
+def _merge_log(old: Path, new: Path) -> None:
+    """``new`` = the rows of ``old`` then those of ``new`` (union of columns); ``old`` removed."""
+    import csv
+
+    from pcbm._io import atomic_open
+
+    rows: list[dict[str, str]] = []
+    keys: list[str] = []
+    for p in (old, new):
+        if p.is_file():
+            with open(p, newline="") as f:
+                reader = csv.DictReader(f)
+                keys += [k for k in reader.fieldnames or [] if k not in keys]
+                rows += list(reader)
+    with atomic_open(new, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted(keys))
+        writer.writeheader()
+        writer.writerows(rows)
+    old.unlink()
+
+
+def _finish(cfg: TrainConfig, stage: Path, out: Path, overwrite: bool, trainer: Any, module: Any, dm: Any,
+            counter: Any) -> Path:
+    """Refit, save, evaluate into the staging folder, then rename it onto ``out``."""
+    import torch
+
+    from pcbm import __version__
+    from pcbm._io import check_output_dir, jsonable, replace_dir, write_json
+    from pcbm.models import save_model
+    from pcbm.models.io import write_run_config
+    from pcbm.training.runs import CHECKPOINT
+
+    wall = counter.seconds
     model = module.model.eval()
     refit = None
     if cfg.refit_decision > 0 and not cfg.fast_dev_run and not getattr(model, "concept_free", False):
@@ -214,28 +275,32 @@ def train(cfg: TrainConfig) -> Path:
         refit = refit_decision(model, dm.train_sets, cfg.refit_decision, source_weights=cfg.refit_weights,
                                seed=cfg.seed)
     model = model.cpu()
-    save_model(model, out)
+    save_model(model, stage)
     resolved = {
-        "model": mcfg.to_dict(),
-        "train": {**dataclasses.asdict(cfg), "data": list(cfg.data)},
+        "model": model.config.to_dict(),
+        "train": cfg.to_dict(),
         "data_sizes": {spec: {"train": len(tr), "val": len(va) if va is not None else 0}
                        for (spec, _), tr, va in zip(dm.sources, dm.train_sets, dm.val_sets, strict=True)},
         "pcbm_version": __version__, "torch_version": torch.__version__,
-        "device": str(trainer.strategy.root_device), "precision": precision,
+        "device": str(trainer.strategy.root_device), "precision": resolve_precision(cfg.precision, cfg.accelerator),
         "wall_time_s": round(wall, 1), "train_images": counter.images, "steps": int(trainer.global_step),
         "train_images_per_s": round(counter.images / wall, 2) if wall > 0 else None,
+        "resumed_at_steps": counter.resumed_at,
         "decision_refit": refit,
     }
-    write_run_config(out, resolved)
     if not cfg.fast_dev_run:
-        from pcbm._io import jsonable, write_json
         from pcbm.training.evaluate import evaluate
 
         metrics = {}
         for (spec, _), va in zip(dm.sources, dm.val_sets, strict=True):
             if va is not None and len(va):
                 metrics[spec] = evaluate(model, va, limit=cfg.eval_limit)
-        write_json(out / "metrics.json", jsonable(metrics))
+        write_json(stage / "metrics.json", jsonable(metrics))
+    write_run_config(stage, resolved)  # last: a config.json without "status" marks the run complete
+    shutil.rmtree(stage / CHECKPOINT.parent, ignore_errors=True)
+    try:
+        check_output_dir(out, "--out", overwrite=overwrite)
+    except InputError as e:
+        raise InputError(f"{e}; the finished run is in {stage} (it appeared while training)") from None
+    replace_dir(stage, out)
     return out
-
-
