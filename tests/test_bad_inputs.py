@@ -4,7 +4,6 @@ a non-zero exit, nothing a user made lost or half-written — for every case."""
 from __future__ import annotations
 
 import pytest
-
 from bad_input_corpus import build_workspace, cases, mounted, run_case
 
 CASES = cases()

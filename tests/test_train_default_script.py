@@ -33,6 +33,16 @@ def test_steps_expand_and_resume(tmp_path) -> None:
     assert sum(ln.startswith("skip ") for ln in again) == 10
 
 
+def test_an_interrupted_stage_is_resumed(tmp_path) -> None:
+    out = tmp_path / "default"
+    _run(out)
+    (out / "stage2" / ".step_done").unlink()
+    (out / "stage2").rmdir()
+    (out / "stage2.partial").mkdir()  # what an interrupted `pcbm train --out stage2` leaves
+    again = [ln for ln in _run(out) if ln.startswith("pcbm ")]
+    assert again == [f"pcbm train --resume {out / 'stage2'}"]
+
+
 def _hc18_like_folder(root: Path, n: int = 10) -> Path:
     """A small folder in HC18's shared layout: images, filled head masks, pixel size and HC."""
     from pcbm.concepts.measure import ellipse_perimeter

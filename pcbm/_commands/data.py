@@ -25,16 +25,21 @@ def register(app: typer.Typer) -> None:
         spec: str = typer.Argument(..., help="Data spec: hc18:PATH, folder:PATH, fetal_planes_db:PATH, phantom:n=…"),
         json_out: Path = typer.Option(None, "--json", help="Write the full report (every problem) as JSON here."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
     ) -> None:
-        """Validate every file of a dataset; report problems, counts, and mask/label agreement.
+        """Validate every file of a dataset; report every problem at once (each CSV line, each file),
+        counts, and mask/label agreement.
 
-        Exits 0 when there are no errors (warnings allowed), 1 otherwise.
+        Exits 0 when there are no errors (warnings allowed), 1 otherwise, 2 when the dataset cannot
+        be opened at all (unknown kind, missing folder).
         """
         from rich.console import Console
 
-        from pcbm._io import write_json
+        from pcbm._io import check_output_file, write_json
         from pcbm.data.check import check_dataset
 
+        if json_out is not None:
+            check_output_file(json_out, "--json", overwrite=overwrite)
         report = check_dataset(spec, progress=progress)
         _print_report(Console(width=140), report)
         if json_out is not None:
@@ -49,13 +54,17 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", help="Write a picture of samples with their masks here (PNG)."),
         per_dataset: int = typer.Option(4, "--per-dataset", min=1, max=12, help="Samples per dataset in the picture."),
         limit: int = typer.Option(200, "--limit", min=1, help="Count labels over at most this many samples each."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     ) -> None:
         """Summarise datasets as a table, and optionally draw a few samples of each with mask overlays."""
         from rich.console import Console
 
+        from pcbm._io import check_output_file
         from pcbm.data.base import open_dataset
         from pcbm.data.summary import plot_samples, summarise, summary_table
 
+        if out is not None:
+            check_output_file(out, "--out", overwrite=overwrite)
         console = Console(width=160)
         datasets = {spec: open_dataset(spec) for spec in specs}
         summaries = [summarise(ds, spec=spec, limit=limit, progress=True) for spec, ds in datasets.items()]

@@ -23,12 +23,18 @@ def register(data_app: typer.Typer) -> None:
                                             help="Shift header dates by N days instead of removing them."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
         opaque_ids: bool = typer.Option(False, "--opaque-ids", help="Name images by a salted hash of the source "
-                                        "path and keep no source path in manifest.csv (paths can carry names)."),
+                                        "path and keep no source path or name anywhere in the output (paths can "
+                                        "carry names); failures are then listed by that hash."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out (only once the new "
+                                       "dataset is complete)."),
+        insecure_no_salt: bool = typer.Option(False, "--insecure-no-salt", help="Run without a salt (pseudonyms "
+                                              "of short patient IDs can then be reversed)."),
     ) -> None:
         """De-identify (PS3.15 basic profile), mask burned-in text, crop to the sector and write the
         folder format with manifest.csv (source and PNG SHA-256 per image).
 
-        Files that fail are listed and the others go on; exits 1 if any failed.
+        Needs a secret --salt (or PCBM_DEID_SALT). The dataset is built beside --out and moved into
+        place when complete. Files that fail are listed and the others go on; exits 1 if any failed.
         """
         from rich.console import Console
 
@@ -39,7 +45,8 @@ def register(data_app: typer.Typer) -> None:
             raise InputError(f"--frames must be 'all' or 'first', got {frames!r}")
         console = Console(width=140)
         result = run_etl(src, out, size=size, frames=frames, salt=salt, date_shift_days=date_shift_days,
-                         progress=progress, opaque_ids=opaque_ids)
+                         progress=progress, opaque_ids=opaque_ids, overwrite=overwrite,
+                         insecure_no_salt=insecure_no_salt)
         spaced = sum(1 for r in result.rows if r["pixel_spacing_mm"])
         if result.rows:
             console.print(f"wrote {result.n_images} images from {result.n_files - len(result.failures)} of "
@@ -47,8 +54,11 @@ def register(data_app: typer.Typer) -> None:
                           f"{out / MANIFEST})", highlight=False)
         if result.failures:
             console.print(failure_table(result.failures))
+            if opaque_ids:
+                console.print("(--opaque-ids: files are shown by their opaque id; to see their paths, rerun "
+                              "without --opaque-ids into a scratch folder)", highlight=False)
         if not result.rows:
-            console.print(f"[red]no image converted[/red]; nothing written to {out}")
+            console.print(f"[red]no image converted[/red]; nothing written to {out}", highlight=False)
         if not result.ok:
             raise typer.Exit(1)
 

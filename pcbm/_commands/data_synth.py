@@ -22,13 +22,24 @@ def register(data_app: typer.Typer) -> None:
         standard_fraction: float = typer.Option(0.5, "--standard-fraction", min=0.0, max=1.0,
                                                 help="Fraction of standard scenes among the known planes."),
         contact_sheet: Path = typer.Option(None, "--contact-sheet", help="Also write a contact sheet PNG here."),
+        overwrite: bool = typer.Option(False, "--overwrite",
+                                       help="Replace an existing --out folder dataset (whole, once the new one is "
+                                            "complete) and an existing --contact-sheet file."),
     ) -> None:
-        """Render a phantom set and write it in the folder format, with a table of what was generated."""
+        """Render a phantom set and write it in the folder format, with a table of what was generated.
+
+        A non-empty --out is refused unless --overwrite (and a folder that is not a dataset always is);
+        the set is built beside it and renamed into place, so an interrupted run leaves nothing.
+        """
         from rich.console import Console
 
+        from pcbm._io import check_output_dir, check_output_file
         from pcbm.data.folder import write_folder
         from pcbm.data.phantom import PhantomDataset
 
+        check_output_dir(out, "--out", overwrite=overwrite)  # before anything is rendered
+        if contact_sheet is not None:
+            check_output_file(contact_sheet, "--contact-sheet", overwrite=overwrite)
         console = Console(width=140)
         ds = PhantomDataset(n=n, seed=seed, style=style, size=size, standard_fraction=standard_fraction, planes=planes)
         seen: list[tuple[str, bool, str | None]] = []
@@ -45,7 +56,7 @@ def register(data_app: typer.Typer) -> None:
             def __iter__(self):
                 return samples()
 
-        write_folder(_Sized(), out, progress=True)
+        write_folder(_Sized(), out, progress=True, overwrite=overwrite)
         console.print(generated_table(seen, f"phantom → {out}"))
         console.print(f"wrote {len(seen)} samples to {out}")
         if contact_sheet is not None:
@@ -60,12 +71,15 @@ def register(data_app: typer.Typer) -> None:
         style: str = typer.Option("default", "--style", help="Scanner style."),
         seed: int = typer.Option(0, "--seed", help="Phantom seed."),
         size: int = typer.Option(192, "--size", min=32, help="Tile size in pixels."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
     ) -> None:
         """Draw each plane, standard and breaking each criterion in turn, with mask overlays."""
+        from pcbm._io import check_output_file
         from pcbm.data.phantom.contact_sheet import contact_sheet as sheet
         from pcbm.data.phantom.styles import get_style
 
         get_style(style)
+        check_output_file(out, "--out", overwrite=overwrite)
         sheet(out, style=style, seed=seed, size=size)
         typer.echo(f"wrote {out}")
 

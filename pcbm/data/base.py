@@ -189,6 +189,9 @@ def _check_options(kind: str, factory: Callable[..., SampleDataset], options: di
         hints = {}
     for key, value in list(options.items()):
         want = _plain_type(hints.get(key))
+        default = named[key].default if key in named else None
+        if want is None and type(default) in (int, float, str):  # unannotated: the default's type
+            want = type(default)
         if want is int and not isinstance(value, int):
             raise InputError(f"option {key} in data spec {spec!r} must be an integer, got {value!r}")
         if want is float and not isinstance(value, int | float):

@@ -71,9 +71,9 @@ REMOVE: tuple[str, ...] = (
     "PersonAddress", "PersonTelephoneNumbers", "PersonTelecomInformation", "PatientTelecomInformation",
     "ReferringPhysicianIdentificationSequence", "PhysiciansReadingStudyIdentificationSequence",
     "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar", "PatientAlternativeCalendar",
-    "InstitutionDepartmentTypeCodeSequence", "ScheduledProcedureStepDescription", "ReasonForTheRequestedProcedure",
+    "InstitutionalDepartmentTypeCodeSequence", "ScheduledProcedureStepDescription", "ReasonForTheRequestedProcedure",
     "RequestedProcedureComments", "ImagingServiceRequestComments", "AcquisitionComments", "TextComments",
-    "ReferringPhysicianTelephoneNumbers", "ConsultingPhysicianIdentificationSequence", "PerformedStationName",
+    "ConsultingPhysicianIdentificationSequence", "PerformedStationName",
     "PerformedLocation", "ScheduledStationName", "IssuerOfAdmissionIDSequence", "ServiceEpisodeDescription",
 )
 """Attributes deleted wherever they occur (by DICOM keyword)."""

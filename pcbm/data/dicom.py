@@ -5,19 +5,23 @@ cine), *after* :func:`~pcbm.data.deid.deidentify` has cleaned the header, so no 
 reaches a sample. Pixels become 2-D uint8 grayscale, with a note for every conversion
 (MONOCHROME1 inverted, RGB / YBR / palette colour to luma, more than 8 bits scaled).
 
-Pixel spacing, first found wins (``meta["pixel_spacing_source"]`` says which):
+Pixel spacing, first valid found wins (``meta["pixel_spacing_source"]`` says which; a NaN, zero,
+negative or implausible value is ignored with a note):
 
 1. ``dicom:SequenceOfUltrasoundRegions`` — the region containing the image centre whose
    physical units are cm (``PhysicalUnitsX/YDirection == 3``): ``PhysicalDeltaX/Y`` × 10 mm. That
-   region's rectangle becomes the sample's field of view.
+   region's rectangle (clipped to the image) becomes the sample's field of view. A header whose cm
+   regions all lie outside the image, or are degenerate, does not describe it: InputError.
 2. ``dicom:PixelSpacing``, 3. ``dicom:ImagerPixelSpacing`` (mm, row then column).
 
 Otherwise the spacing is None (measurements stay in pixels). The raw sample keeps burned-in text;
-:func:`pcbm.data.etl.harmonise` masks it and crops to the scan sector, and the ``dicom:PATH``
-dataset yields harmonised samples.
+:func:`pcbm.data.harmonise.harmonise` masks it and crops to the scan sector, and the ``dicom:PATH``
+dataset yields harmonised samples. :func:`read_dicom_frame` gives the first frame masked (not
+cropped) for a report: nothing from the header but the spacing, no file name.
 
 Unreadable input — not DICOM, truncated or corrupt, no pixel data, a compressed transfer syntax
-with no decoder installed — raises :class:`~pcbm.errors.InputError` naming the file and the reason.
+with no decoder installed, odd values that break decoding — raises
+:class:`~pcbm.errors.InputError` naming the file and the reason.
 
 Example:
     >>> samples = read_dicom("cine.dcm", frames="first")  # doctest: +SKIP

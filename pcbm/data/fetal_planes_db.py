@@ -28,7 +28,7 @@ from typing import Any
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
-from pcbm.data.tables import Problems, read_csv
+from pcbm.data.tables import CsvError, Problems, read_csv
 from pcbm.errors import InputError
 
 CSV_NAME = "FETAL_PLANES_DB_data.csv"
@@ -112,8 +112,8 @@ class FetalPlanesDBDataset(EntriesDataset):
         spec = f"fetal_planes_db:{self.root}"
         try:
             table = read_csv(path, delimiter=";", expect=f"a header with {', '.join(REQUIRED_COLUMNS)}")
-        except InputError as e:
-            log.fatal(str(path), str(e), spec)
+        except CsvError as e:
+            log.fatal(e.where, e.detail, spec)
             return []
         header_line, header = table[0]
         missing = [c for c in REQUIRED_COLUMNS if c not in header]

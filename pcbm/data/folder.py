@@ -38,7 +38,7 @@ from pcbm.concepts import PROPERTY_CONCEPT_NAMES, get_plane, get_property_concep
 from pcbm.data.base import SampleDataset, register_dataset
 from pcbm.data.io import list_images, read_image, read_mask, write_png
 from pcbm.data.sample import Sample
-from pcbm.data.tables import Problems, read_csv
+from pcbm.data.tables import CsvError, Problems, read_csv
 from pcbm.errors import InputError
 from pcbm.validate import finite, pixel_spacing
 
@@ -129,8 +129,8 @@ class FolderDataset(SampleDataset):
         path, spec = self.labels_path, f"folder:{self.root}"
         try:
             table = read_csv(path, expect="a header with an 'image' column")
-        except InputError as e:
-            log.fatal(str(path), str(e), spec)
+        except CsvError as e:
+            log.fatal(e.where, e.detail, spec)
             return []
         header_line, header = table[0]
         at = f"{path}, line {header_line}"
@@ -290,8 +290,9 @@ def write_folder(samples: Iterable[Sample], out: str | os.PathLike[str], progres
         ``out`` as a Path.
 
     Raises:
-        InputError: ``out`` cannot or must not be written, duplicate or empty sample ids, an unknown
-        concept, or a write that fails (disk full, …).
+        InputError: ``out`` cannot or must not be written, duplicate or empty sample ids, or an
+        unknown concept.
+        OSError: a write that fails (disk full, …); nothing is left behind.
     """
     from pcbm._io import check_output_dir, staged_dir
 
@@ -300,12 +301,9 @@ def write_folder(samples: Iterable[Sample], out: str | os.PathLike[str], progres
     if out.is_dir() and any(out.iterdir()) and not (out / "labels.csv").is_file():
         raise InputError(f"{what} {out} is not a folder dataset (no labels.csv) and not empty; refusing to replace "
                          "it even with --overwrite (choose a new folder)")
-    try:
-        with staged_dir(out, overwrite=overwrite, what=what) as tmp:
-            rows = _write_files(samples, tmp, progress, out.name)
-            _write_labels(rows, tmp / "labels.csv")
-    except OSError as e:
-        raise InputError(f"cannot write {what} {out}: {e.strerror or e}") from None
+    with staged_dir(out, overwrite=overwrite, what=what) as tmp:  # an OSError (disk full) leaves ``out`` as it was
+        rows = _write_files(samples, tmp, progress, out.name)
+        _write_labels(rows, tmp / "labels.csv")
     return out
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image, read_mask
 from pcbm.data.sample import Sample
-from pcbm.data.tables import Problems, read_csv
+from pcbm.data.tables import CsvError, Problems, read_csv
 from pcbm.errors import InputError
 from pcbm.validate import finite, pixel_spacing
 
@@ -90,8 +90,8 @@ def read_hc18_csv(path: Path, with_hc: bool, problems: Problems | None = None
     fields = f"filename, pixel size{', HC' if with_hc else ''}"
     try:
         table = read_csv(path, expect=f"a header then rows of {fields}")
-    except InputError as e:
-        log.fatal(str(path), str(e), spec)
+    except CsvError as e:
+        log.fatal(e.where, e.detail, spec)
         return rows
     seen: dict[str, int] = {}
     for line, values in table:

@@ -241,6 +241,7 @@ def read_input_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS,
         image, notes, spacing, source = read_dicom_frame(p)
         if image.size > max_pixels:
             raise _too_large(p, "image", image.shape[1], image.shape[0], max_pixels)
+        source = f"DICOM header ({source})" if source else None
         return LoadedImage(image, [*notes, *check_image(image, str(p))], spacing, source, str(path))
     image, notes = to_gray_uint8(_decode(p, "image", max_pixels), str(p))
     notes += check_image(image, str(p))
@@ -323,7 +324,8 @@ def write_png(path: str | os.PathLike[str], arr: np.ndarray) -> None:
     if not ok:
         raise InputError(f"cannot encode PNG for {path}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    buf.tofile(str(path))
+    with open(path, "wb") as f:  # not ndarray.tofile: its OSError on a full disk carries no errno
+        f.write(buf.tobytes())
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:

@@ -21,6 +21,7 @@ import numpy as np
 from pcbm.concepts import VISUAL_CONCEPT_NAMES, get_visual_concept
 from pcbm.data.base import SampleDataset
 from pcbm.data.sample import Sample
+from pcbm.errors import InputError
 
 
 @dataclass
@@ -37,6 +38,7 @@ class DatasetSummary:
     properties: Counter[str] = field(default_factory=Counter)  # labelled property concepts
     spacing: list[float] = field(default_factory=list)
     sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    n_unreadable: int = 0  # scanned samples whose files could not be read (see ``pcbm data check``)
 
     @property
     def spacing_range(self) -> str:
@@ -49,7 +51,7 @@ class DatasetSummary:
         return {"spec": self.spec, "n": self.n, "subjects": self.subjects, "n_scanned": self.n_scanned,
                 "planes": dict(self.planes), "standard": dict(self.standard), "masks": dict(self.masks),
                 "properties": dict(self.properties), "spacing": self.spacing_range,
-                "sizes": {f"{w}x{h}": n for (h, w), n in self.sizes.items()}}
+                "sizes": {f"{w}x{h}": n for (h, w), n in self.sizes.items()}, "n_unreadable": self.n_unreadable}
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -60,7 +62,10 @@ def _spread(n: int, k: int) -> list[int]:
 
 
 def summarise(ds: SampleDataset, spec: str = "", limit: int = 200, progress: bool = False) -> DatasetSummary:
-    """Count planes, labels and spacings over up to ``limit`` evenly spaced samples."""
+    """Count planes, labels and spacings over up to ``limit`` evenly spaced samples.
+
+    A sample whose files cannot be read is counted in ``n_unreadable`` and skipped, not fatal.
+    """
     s = DatasetSummary(spec or ds.name, len(ds), len({ds.subject_of(i) for i in range(len(ds))}))
     indices: Any = _spread(len(ds), limit)
     if progress:
@@ -68,7 +73,11 @@ def summarise(ds: SampleDataset, spec: str = "", limit: int = 200, progress: boo
 
         indices = track(indices, description=f"scanning {spec}", transient=True)
     for i in indices:
-        x = ds[i]
+        try:
+            x = ds[i]
+        except InputError:
+            s.n_unreadable += 1
+            continue
         s.n_scanned += 1
         s.planes[x.plane or "(unlabelled)"] += 1
         s.standard[{True: "yes", False: "no", None: "?"}[x.standard]] += 1
@@ -91,6 +100,8 @@ def summary_table(summaries: list[DatasetSummary]) -> Any:
         t.add_column(col)
     for s in summaries:
         scanned = "" if s.n_scanned == s.n else f"\n(counts from {s.n_scanned})"
+        if s.n_unreadable:
+            scanned += f"\n[red]{s.n_unreadable} unreadable[/red] (see pcbm data check)"
         planes = ", ".join(f"{k} {v}" for k, v in s.planes.most_common())
         std = f"{s.standard['yes']}/{s.standard['no']}/{s.standard['?']}"
         masks = ", ".join(c for c in VISUAL_CONCEPT_NAMES if c in s.masks) or "—"
@@ -141,7 +152,12 @@ def plot_samples(datasets: dict[str, SampleDataset], out: str | os.PathLike[str]
             ax.set_axis_off()
             if c >= len(picks):
                 continue
-            s = ds[picks[c]]
+            try:
+                s = ds[picks[c]]
+            except InputError as e:  # shown in the tile instead of stopping the picture
+                ax.text(0.5, 0.5, f"cannot read sample {picks[c]}:\n{str(e)[-80:]}", ha="center", va="center",
+                        fontsize=6, wrap=True, transform=ax.transAxes)
+                continue
             used.update(k for k, m in s.masks.items() if np.any(m))
             ax.imshow(overlay(s))
             std = {True: "standard", False: "not standard", None: ""}[s.standard]

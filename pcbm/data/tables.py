@@ -26,6 +26,14 @@ from pcbm.errors import InputError
 MAX_SHOWN = 3  # problems quoted in the error of a dataset opened for training
 
 
+class CsvError(InputError):
+    """A CSV file that cannot be read at all; ``where`` is the file (and line), ``detail`` the problem."""
+
+    def __init__(self, where: str, detail: str):
+        super().__init__(f"{where}: {detail}")
+        self.where, self.detail = where, detail
+
+
 class Problems:
     """Per-line problems of a dataset's label files, each ``(where, message)``.
 
@@ -67,9 +75,9 @@ class Problems:
                          "to list every problem)")
 
 
-def _decode_error(path: Path, raw: bytes, e: UnicodeDecodeError) -> InputError:
+def _decode_error(path: Path, raw: bytes, e: UnicodeDecodeError) -> CsvError:
     line = raw[: e.start].count(b"\n") + 1
-    return InputError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8 CSV")
+    return CsvError(f"{path}, line {line}", f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8 CSV")
 
 
 def read_csv(path: str | os.PathLike[str], delimiter: str = ",", expect: str = "") -> list[tuple[int, list[str]]]:
@@ -82,23 +90,23 @@ def read_csv(path: str | os.PathLike[str], delimiter: str = ",", expect: str = "
         expect: what the header should hold, for the empty-file message.
 
     Raises:
-        InputError: missing, unreadable, empty, not UTF-8, not CSV, or the wrong delimiter —
+        CsvError: (an InputError) missing, unreadable, empty, not UTF-8, not CSV, or the wrong delimiter —
         naming the file and, where it applies, the line.
     """
     p = Path(path)
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{p}: not found") from None
+        raise CsvError(str(p), "not found") from None
     except OSError as e:
-        raise InputError(f"{p}: cannot read ({e.strerror or e})") from None
+        raise CsvError(str(p), f"cannot read ({e.strerror or e})") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise _decode_error(p, raw, e) from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError(f"{p}, line {line}: contains NUL bytes; not a text CSV file")
+        raise CsvError(f"{p}, line {line}", "contains NUL bytes; not a text CSV file")
     rows: list[tuple[int, list[str]]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     start = 1
@@ -109,13 +117,13 @@ def read_csv(path: str | os.PathLike[str], delimiter: str = ",", expect: str = "
                 rows.append((start, cells))
             start = reader.line_num + 1
     except csv.Error as e:
-        raise InputError(f"{p}, line {reader.line_num}: not valid CSV ({e})") from None
+        raise CsvError(f"{p}, line {reader.line_num}", f"not valid CSV ({e})") from None
     if not rows:
-        raise InputError(f"{p}: empty file{f' (expected {expect})' if expect else ''}")
+        raise CsvError(str(p), f"empty file{f' (expected {expect})' if expect else ''}")
     first = rows[0][1]
     others = [d for d in (",", ";", "\t") if d != delimiter and d in first[0]]
     if len(first) == 1 and others:
         name = {",": "','", ";": "';'", "\t": "tab"}
-        raise InputError(f"{p}, line {rows[0][0]}: wrong delimiter: the file is {name[others[0]]}-separated, "
-                         f"expected {name[delimiter]}-separated")
+        raise CsvError(f"{p}, line {rows[0][0]}", f"wrong delimiter: the file is {name[others[0]]}-separated, "
+                       f"expected {name[delimiter]}-separated")
     return rows

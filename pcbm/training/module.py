@@ -35,7 +35,13 @@ from pcbm.models.property_head import BINARY_INDEX
 from pcbm.training.losses import LossWeights, plane_loss, property_loss, segmentation_loss, standard_loss
 
 MODES = ("independent", "sequential", "joint")
-PCT_START = 0.1  # share of the one-cycle schedule spent warming up
+PCT_START = 0.1  # share of the one-cycle schedule spent warming up (at least 1.5 steps: see _pct_start)
+
+
+def _pct_start(steps: int) -> float:
+    """PCT_START, raised for short runs: torch's OneCycleLR divides by zero when pct_start * steps is 1
+    (a 10-step run) and warms up over a negative span below that."""
+    return max(PCT_START, 1.5 / steps)
 
 
 class PCBMTrainingModule(L.LightningModule):
@@ -176,7 +182,7 @@ class PCBMTrainingModule(L.LightningModule):
         steps = int(self.trainer.estimated_stepping_batches) if self.trainer else 0
         if steps <= 1:
             return opt
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=PCT_START)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=_pct_start(steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_start(self) -> None:
@@ -185,5 +191,5 @@ class PCBMTrainingModule(L.LightningModule):
         steps = int(self.trainer.estimated_stepping_batches)
         if isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.total_steps != steps > self.global_step:
             dummy = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=self.lr)
-            ref = torch.optim.lr_scheduler.OneCycleLR(dummy, max_lr=self.lr, total_steps=steps, pct_start=PCT_START)
+            ref = torch.optim.lr_scheduler.OneCycleLR(dummy, max_lr=self.lr, total_steps=steps, pct_start=_pct_start(steps))
             sched.total_steps, sched._schedule_phases = ref.total_steps, ref._schedule_phases

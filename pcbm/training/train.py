@@ -89,8 +89,10 @@ def _quiet_lightning(verbose: bool) -> None:
             logging.getLogger(name).addFilter(_DropAdverts())
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-
-
+    # a resumed run: its earlier metrics.csv rows are set aside and merged back (not deleted, as this says),
+    # and its remaining draws are reseeded (_draw_seed), not the interrupted epoch's order
+    warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 def train(cfg: TrainConfig, overwrite: bool = False) -> Path:
@@ -180,10 +182,10 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
     seed = _draw_seed(cfg.seed, start)
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_from_config(cfg, saved["model"] if saved else None)
-    if saved is None:  # what --resume needs: the config (and the architecture; the weights are in the checkpoint)
-        write_json(stage / "config.json", {"status": "partial", "resume": f"pcbm train --resume {cfg.out}",
-                                           "overwrite": overwrite, "model": model.config.to_dict(),
-                                           "train": cfg.to_dict()})
+    # what --resume needs: the config (a resumed session's --max-steps etc. included) and the architecture
+    # (the weights are in the checkpoint)
+    write_json(stage / "config.json", {"status": "partial", "resume": f"pcbm train --resume {cfg.out}",
+                                       "overwrite": overwrite, "model": model.config.to_dict(), "train": cfg.to_dict()})
     dm = MixedDataModule(cfg.data, model.config.input_size, cfg.batch_size, cfg.workers, cfg.val_fraction, seed,
                          cfg.augment, cfg.epoch_size, split_seed=cfg.split_seed)
     dm.setup()

@@ -67,3 +67,21 @@ def test_sample_validation():
         Sample(image=np.zeros((4, 4, 3), np.uint8), id="rgb")
     with pytest.raises(ValueError, match="mask 'head' has shape"):
         Sample(image=np.zeros((4, 4), np.uint8), masks={"head": np.zeros((3, 4), bool)}, id="x")
+
+
+def test_spec_errors_name_the_spec_and_the_choices():
+    from pcbm.errors import InputError
+
+    assert parse_spec("phantom?n=3&seed=2") == ("phantom", None, {"n": 3, "seed": 2})
+    with pytest.raises(InputError, match="option 'n' given twice"):
+        parse_spec("phantom:n=1,n=2")
+    with pytest.raises(InputError, match=r"option n in data spec 'toy_for_tests:x\?n=x' must be an integer, got 'x'"):
+        open_dataset("toy_for_tests:x?n=x")
+    with pytest.raises(InputError, match="unknown option 'm' in data spec.*known for toy_for_tests: n, subjects, split"):
+        open_dataset("toy_for_tests:x?m=3")
+    with pytest.raises(InputError, match="unknown split 'test'.*choose train, val, all"):
+        open_dataset("toy_for_tests:x?split=test")
+    with pytest.raises(InputError, match="dataset 'toy_for_tests:x\\?n=0' is empty"):
+        open_dataset("toy_for_tests:x?n=0")
+    assert len(open_dataset("toy_for_tests:x?n=0", lenient=True)) == 0  # check reports it instead
+    assert len(open_dataset("toy_for_tests:x?n=4", lenient=True)) == 4  # no lenient parameter: not passed

@@ -60,7 +60,8 @@ def test_burned_in_text_masked_outside_region(tmp_path):
     (raw,) = read_dicom(make_dicom(tmp_path / "a.dcm"))
     assert raw.image[TEXT].min() == 255
     s = harmonise(raw, crop=False)
-    assert s.image[TEXT].max() == 0 and s.meta["burned_in_masked"]
+    assert s.image[TEXT].max() == 0 and s.meta["burned_in_masked"] == "region"
+    assert harmonise(raw, mask=False).meta["burned_in_masked"] == "none"
     x0, y0, x1, y1 = REGION
     np.testing.assert_array_equal(s.image[y0:y1 + 1, x0:x1 + 1], raw.image[y0:y1 + 1, x0:x1 + 1])
     c = harmonise(raw, size=30)
@@ -81,8 +82,9 @@ def test_estimated_sector_masks_text_inside_bounding_box():
     assert s.meta["fov_source"] == "estimated" and s.image.max() < 255
     left, right = img.copy(), img.copy()  # a cine whose frames each show half the fan
     left[:, 40:], right[:, :40] = 0, 0
-    fov, source = cine_field_of_view([Sample(image=left, id="a"), Sample(image=right, id="b")])
-    assert source == "estimated:cine" and fov[fan > 0].mean() > 0.98 and not fov[2:6, 2:14].any()
+    fov = cine_field_of_view([Sample(image=left, id="a"), Sample(image=right, id="b")])
+    assert fov.source == "estimated:cine" and fov.masked == "sector"
+    assert fov.mask[fan > 0].mean() > 0.98 and not fov.mask[2:6, 2:14].any()
 
 
 def test_rgb_to_gray_with_note_and_multiframe(tmp_path):
@@ -136,7 +138,7 @@ def test_etl_cli_writes_deidentified_folder_with_manifest(tmp_path):
     (src / "notes.txt").write_text("not dicom")
     assert len(find_dicom_files(src)) == 4
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["data", "etl", str(src), "--out", str(out), "--no-progress"])
+    r = CliRunner().invoke(app, ["data", "etl", str(src), "--out", str(out), "--no-progress", "--salt", "s"])
     assert r.exit_code == 1, r.output
     assert "broken.dcm" in r.output and "wrote 4 images" in r.output
     rows = read_manifest(out / "manifest.csv")
@@ -186,11 +188,11 @@ def test_etl_all_failing_writes_nothing(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "x.dcm").write_bytes(b"nope")
-    result = run_etl(src, tmp_path / "out", progress=False)
+    result = run_etl(src, tmp_path / "out", progress=False, salt="s")
     assert result.failures and not result.rows and not (tmp_path / "out").exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no DICOM files"):
-        run_etl(tmp_path / "empty", tmp_path / "o", progress=False)
+        run_etl(tmp_path / "empty", tmp_path / "o", progress=False, salt="s")
 
 
 def test_dicom_dataset_spec(tmp_path):

@@ -73,13 +73,29 @@ def test_bad_inputs(tmp_path) -> None:
     root = make_fpdb(tmp_path / "a")
     csv = root / "FETAL_PLANES_DB_data.csv"
     csv.write_text(csv.read_text().replace(";", ","))
-    with pytest.raises(InputError, match="line 1: missing column.*';'-separated"):
+    with pytest.raises(InputError, match="line 1: wrong delimiter.*','-separated, expected ';'"):
+        open_dataset(f"fetal_planes_db:{root}")
+    csv.write_text("Image_name;Plane\nX;Other\n")
+    with pytest.raises(InputError, match="line 1: missing column.*Patient_num"):
         open_dataset(f"fetal_planes_db:{root}")
     root = make_fpdb(tmp_path / "b", rows=[*ROWS[:2], ("X", "9", "Fetal heart", "Not A Brain", "o", "m", "1")])
-    with pytest.raises(InputError, match="line 4: unknown Plane 'Fetal heart'"):
+    with pytest.raises(InputError, match="line 4: column 'Plane': unknown Plane 'Fetal heart'"):
         open_dataset(f"fetal_planes_db:{root}")
     root = make_fpdb(tmp_path / "c")
     (root / "Images" / f"{ROWS[0][0]}.png").unlink()
     with pytest.raises(InputError, match="not found.*Patient00001_Plane1_1_of_15.png"):
         open_dataset(f"fetal_planes_db:{root}")[0]
     assert map_plane("Fetal brain", "Not A Brain") == "other"
+
+
+def test_every_csv_problem_collected(tmp_path) -> None:
+    rows = [ROWS[0], ("Y", "", "Other", "x", "o", "Aloka", "1"), ("Z", "9", "Fetal heart", "x", "o", "Aloka", "yes"),
+            ROWS[0], ("W", "9")]
+    root = make_fpdb(tmp_path, rows=rows)
+    with pytest.raises(InputError, match=r"5 problems in fetal_planes_db:.*line 3: empty 'Patient_num'.*and 2 more"):
+        open_dataset(f"fetal_planes_db:{root}")
+    ds = open_dataset(f"fetal_planes_db:{root}", lenient=True)
+    assert len(ds) == 3 and ds[2].plane is None and ds.subject_of(1) == "Y"
+    messages = [m for _, m in ds.problems]
+    assert any("unknown Plane" in m for m in messages) and any("'Train': expected 0 or 1" in m for m in messages)
+    assert any("already listed on line 2" in m for m in messages) and any("2 fields" in m for m in messages)

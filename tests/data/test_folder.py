@@ -50,16 +50,39 @@ def test_round_trip(tmp_path) -> None:
         assert b.meta["broken"] == "csp_visible" and b.source == "folder"
 
 
-def test_overwrite_dataset_but_not_other_folders(tmp_path) -> None:
+def test_existing_folder_refused_unless_overwrite(tmp_path) -> None:
     out = write_folder(make_samples(2), tmp_path / "ds", progress=False)
-    write_folder(make_samples(1), out, progress=False)
-    assert len(open_dataset(f"folder:{out}")) == 1
+    (out / "NOTES.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty; refusing.*--overwrite"):
+        write_folder(make_samples(1), out, progress=False)
+    assert (out / "NOTES.txt").read_text() == "mine" and len(open_dataset(f"folder:{out}")) == 2
+    write_folder(make_samples(1), out, progress=False, overwrite=True)  # replaced whole, not mixed
+    assert len(open_dataset(f"folder:{out}")) == 1 and not (out / "NOTES.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no temporary left behind
     other = tmp_path / "precious"
     other.mkdir()
     (other / "thesis.tex").write_text("x")
-    with pytest.raises(InputError, match="refusing"):
-        write_folder(make_samples(1), other, progress=False)
+    for overwrite in (False, True):
+        with pytest.raises(InputError, match="refusing"):
+            write_folder(make_samples(1), other, progress=False, overwrite=overwrite)
     assert (other / "thesis.tex").exists()
+
+
+def test_output_checked_before_any_sample_is_made(tmp_path, monkeypatch) -> None:
+    def never():
+        raise AssertionError("a sample was rendered before the output was checked")
+        yield
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        write_folder(never(), tmp_path / "file", progress=False)
+    with pytest.raises(InputError, match="file.*is a file, not a folder"):
+        write_folder(never(), tmp_path / "file" / "sub", progress=False)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr("pcbm._io.os.access", lambda *a, **k: False)  # a read-only folder, even for root
+    with pytest.raises(InputError, match="folder .*ro is not writable"):
+        write_folder(never(), ro / "out", progress=False)
 
 
 def test_failed_write_leaves_nothing(tmp_path) -> None:
@@ -72,8 +95,8 @@ def test_failed_write_leaves_nothing(tmp_path) -> None:
 
 def test_without_labels_csv(tmp_path) -> None:
     (tmp_path / "images").mkdir()
-    write_png(tmp_path / "images" / "a.png", np.zeros((5, 6), np.uint8))
-    write_png(tmp_path / "images" / "b.png", np.zeros((5, 6), np.uint8))
+    write_png(tmp_path / "images" / "a.png", np.zeros((20, 24), np.uint8))
+    write_png(tmp_path / "images" / "b.png", np.zeros((20, 24), np.uint8))
     ds = FolderDataset(tmp_path)
     assert len(ds) == 2 and ds[0].plane is None and ds[0].masks == {} and ds[1].id == "b"
 
@@ -98,12 +121,19 @@ def test_unknown_concept_folder_and_column(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("header,row,match", [
-    (["image", "plane"], ["img0.png", "trans_thalamik"], "line 2.*did you mean 'trans_thalamic'"),
-    (["image", "standard"], ["img0.png", "maybe"], "line 2, column 'standard'"),
-    (["image", "pixel_spacing_mm"], ["img0.png", "-1"], "line 2, column 'pixel_spacing_mm'"),
-    (["image", "hc_mm"], ["img0.png", "big"], "line 2, column 'hc_mm'"),
+    (["image", "plane"], ["img0.png", "trans_thalamik"], "line 2: column 'plane'.*did you mean 'trans_thalamic'"),
+    (["image", "standard"], ["img0.png", "maybe"], "line 2: column 'standard': expected 1/0"),
+    (["image", "pixel_spacing_mm"], ["img0.png", "-1"], r"line 2: column 'pixel_spacing_mm' must be .* \(0, 10\]"),
+    (["image", "pixel_spacing_mm"], ["img0.png", "nan"], "line 2: column 'pixel_spacing_mm' must be a finite"),
+    (["image", "pixel_spacing_mm"], ["img0.png", "0"], "line 2: column 'pixel_spacing_mm'.*got '0'"),
+    (["image", "pixel_spacing_mm"], ["img0.png", "inf"], "line 2: column 'pixel_spacing_mm'"),
+    (["image", "hc_mm"], ["img0.png", "big"], "line 2: column 'hc_mm' must be a number"),
+    (["image", "hc_mm"], ["img0.png", "-3"], "line 2: column 'hc_mm' must be a positive number"),
+    (["image", "csp_visible"], ["img0.png", "2"], "line 2: column 'csp_visible': expected 1/0"),
     (["image", "plane"], ["img0.png"], "line 2: 1 fields, expected 2"),
-    (["plane"], ["trans_thalamic"], "no 'image' column"),
+    (["image"], ["../../etc/passwd"], "line 2: column 'image'.*must be a file name"),
+    (["plane"], ["trans_thalamic"], "line 1: no 'image' column"),
+    (["image;plane"], ["img0.png;abdomen"], "line 1: wrong delimiter.*';'-separated, expected ','"),
 ])
 def test_malformed_labels_name_line(tmp_path, header, row, match) -> None:
     root = _layout(tmp_path, header, [row])
@@ -120,6 +150,34 @@ def test_mask_size_mismatch_and_missing_image(tmp_path) -> None:
     (root / "images" / "img0.png").unlink()
     with pytest.raises(InputError, match="not found.*img0.png"):
         ds[0]
+
+
+def test_many_problems_listed_at_once(tmp_path) -> None:
+    root = _layout(tmp_path, ["image", "pixel_spacing_mm", "standard"],
+                   [["img0.png", "0", "x"], ["img1.png", "nan", "1"], ["img0.png", "1", "1"], ["img1.png", "x"]])
+    with pytest.raises(InputError) as e:
+        open_dataset(f"folder:{root}")
+    msg = str(e.value)
+    assert msg.startswith("5 problems in folder:") and "line 2: column 'pixel_spacing_mm'" in msg
+    assert "line 2: column 'standard'" in msg and "line 3: column 'pixel_spacing_mm'" in msg
+    assert "and 2 more" in msg and f"pcbm data check folder:{root}" in msg
+    ds = FolderDataset(root, lenient=True)
+    assert len(ds) == 2 and ds[0].pixel_spacing_mm is None and ds[0].standard is None  # bad cells read as empty
+    assert [w.rsplit(" ", 1)[1] for w, _ in ds.problems] == ["2", "2", "3", "4", "5"]
+    assert "already listed on line 2" in ds.problems[3][1] and "2 fields, expected 3" in ds.problems[4][1]
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "labels.csv: empty file"),
+    (b"\n\n", "labels.csv: empty file"),
+    (b"image,plane\nimg0.png,abdomen\nimg\xe9.png,abdomen\n", r"labels.csv, line 3: not UTF-8 text \(byte 0xe9\)"),
+    (b"image,image\nimg0.png,img0.png\n", "line 1: column 'image' appears twice"),
+])
+def test_malformed_labels_files(tmp_path, content, match) -> None:
+    root = write_folder(make_samples(1), tmp_path / "d", progress=False)
+    (root / "labels.csv").write_bytes(content)
+    with pytest.raises(InputError, match=match):
+        open_dataset(f"folder:{root}")
 
 
 def test_missing_folder_and_empty_dataset(tmp_path) -> None:

@@ -66,8 +66,12 @@ def test_test_subset_without_hc(tmp_path) -> None:
 
 @pytest.mark.parametrize("line,match", [
     ("001_HC.png,0.2", "line 3: expected 3 fields"),
-    ("001_HC.png,abc,50", "line 3: not a number"),
-    ("001_HC.png,-0.2,50", "line 3: .*positive"),
+    ("001_HC.png,abc,50", "line 3: column 2 .*must be a number"),
+    ("001_HC.png,-0.2,50", r"line 3: column 2 .*in \(0, 10\]"),
+    ("001_HC.png,nan,50", "line 3: column 2 .*finite"),
+    ("001_HC.png,0.2,0", "line 3: column 3 .*positive"),
+    ("000_HC.png,0.2,50", "line 3: filename '000_HC.png' is already listed on line 2"),
+    ("001_HC.png;0.2;50", "line 3: expected 3 fields"),
 ])
 def test_malformed_csv_names_file_and_line(tmp_path, line, match) -> None:
     root = make_official(tmp_path)
@@ -76,6 +80,25 @@ def test_malformed_csv_names_file_and_line(tmp_path, line, match) -> None:
     rows[2] = line
     csv.write_text("\n".join(rows) + "\n")
     with pytest.raises(InputError, match=f"training_set_pixel_size_and_HC.csv, {match}"):
+        open_dataset(f"hc18:{root}")
+
+
+def test_every_csv_problem_collected(tmp_path) -> None:
+    root = make_official(tmp_path)
+    csv = root / "training_set_pixel_size_and_HC.csv"
+    rows = csv.read_text().splitlines()
+    rows[1] = "000_HC.png,0,50"
+    rows[2] = "001_HC.png,0.2,inf"
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"2 problems in hc18:.*line 2: column 2.*line 3: column 3"):
+        open_dataset(f"hc18:{root}")
+    ds = open_dataset(f"hc18:{root}", lenient=True)
+    assert len(ds) == 3 and ds[0].pixel_spacing_mm is None and ds[1].properties == {} and len(ds.problems) == 2
+    csv.write_bytes(b"filename;pixel size(mm);head circumference (mm)\n000_HC.png;0.2;50\n")
+    with pytest.raises(InputError, match="line 1: wrong delimiter"):
+        open_dataset(f"hc18:{root}")
+    csv.write_bytes(b"")
+    with pytest.raises(InputError, match="training_set_pixel_size_and_HC.csv: empty file"):
         open_dataset(f"hc18:{root}")
 
 
