@@ -151,11 +151,6 @@ def _source(ds: SampleDataset, index: int) -> tuple[str, Path | None, str]:
     return f"sample {index}", None, ""
 
 
-def _where(ds: SampleDataset, index: int) -> str:
-    """The file a sample comes from, without decoding it (best effort)."""
-    return _source(ds, index)[0]
-
-
 def _dataset_problems(ds: SampleDataset) -> list[Problem]:
     """Problems visible from the file listing alone (missing masks, unlisted images, duplicates)."""
     from pcbm.data.folder import FolderDataset

@@ -69,7 +69,7 @@ def subject_of_stem(stem: str) -> str:
     return m.group(1) if m else stem
 
 
-def read_hc18_csv(path: Path, with_hc: bool, problems: Problems | None = None
+def read_hc18_csv(path: Path, with_hc: bool, problems: Problems | None = None, spec: str = ""
                   ) -> list[tuple[int, str, float | None, float | None]]:
     """Rows of an HC18 CSV as (line, filename, pixel size mm, HC mm or None).
 
@@ -78,13 +78,14 @@ def read_hc18_csv(path: Path, with_hc: bool, problems: Problems | None = None
         with_hc: the CSV has the HC column (the training set's).
         problems: collect per-line problems here (a malformed cell is read as None, a row without
             enough fields or a repeated filename is left out); without it the first few raise.
+        spec: the data spec named in the error (default ``hc18:<the CSV's folder>``).
 
     Raises:
         InputError: naming the file and line of malformed rows (without ``problems``), or a file
         that is not an HC18 CSV at all (empty, not UTF-8, wrong delimiter).
     """
     log = problems if problems is not None else Problems()
-    spec = f"hc18:{path.parent}"
+    spec = spec or f"hc18:{path.parent}"
     rows: list[tuple[int, str, float | None, float | None]] = []
     want = 3 if with_hc else 2
     fields = f"filename, pixel size{', HC' if with_hc else ''}"
@@ -162,6 +163,7 @@ class HC18Dataset(EntriesDataset):
                              else f"hc18 folder {self.root} is a file, not a folder")
         self.entries: list[HC18Entry] = []
         self.csv_files: list[Path] = []
+        self.spec = f"hc18:{self.root}" + ("?subset=test" if subset == "test" else "")
         log = Problems(lenient)
         if (self.root / SHARED_CSV).exists() and subset == "train":
             self._load_shared(log)
@@ -171,12 +173,12 @@ class HC18Dataset(EntriesDataset):
             raise InputError(f"{self.root}: not an HC18 folder (expected {SHARED_CSV} with images/ and masks/, "
                              f"or the challenge's {OFFICIAL_CSVS[subset == 'test']})")
         self.problems = log.items
-        log.raise_any(f"hc18:{self.root}")
+        log.raise_any(self.spec)
 
     def _load_shared(self, log: Problems) -> None:
         csv_path = self.root / SHARED_CSV
         self.csv_files.append(csv_path)
-        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=True, problems=log):
+        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=True, problems=log, spec=self.spec):
             image = self.root / "images" / name
             mask = self.root / "masks" / f"{Path(name).stem}_Mask.png"
             self.entries.append(HC18Entry(image, mask if mask.exists() else None, False, px, hc, line))
@@ -186,7 +188,7 @@ class HC18Dataset(EntriesDataset):
         csv_path = self.root / OFFICIAL_CSVS[not with_hc]
         self.csv_files.append(csv_path)
         sub = self.root / ("training_set" if with_hc else "test_set")
-        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=with_hc, problems=log):
+        for line, name, px, hc in read_hc18_csv(csv_path, with_hc=with_hc, problems=log, spec=self.spec):
             folder = self.root if (self.root / name).exists() or not sub.is_dir() else sub
             image = folder / name
             ann = folder / f"{Path(name).stem}_Annotation.png"

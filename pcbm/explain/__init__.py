@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "MeasurementRow": "pcbm.explain.report",
     "explain_image": "pcbm.explain.build",
     "write_reports": "pcbm.explain.build",
-    "find_pixel_spacing": "pcbm.explain.build",
+    "find_pixel_spacing": "pcbm.data.io",
     # interventions
     "intervene": "pcbm.explain.interventions",
     "InterventionResult": "pcbm.explain.interventions",
