@@ -150,6 +150,34 @@ def _write_datasets(root: Path) -> None:
         (d / "labels.csv").write_text(text)
 
 
+def _write_other_layouts(root: Path) -> None:
+    img = _phantom_image(96)
+    for name, text in {
+        "hc18_no_hc_column": "filename,pixel_size_mm\n001_HC.png,0.1\n",
+        "hc18_bad_number": "filename,pixel_size_mm,head_circumference_mm\n001_HC.png,zero,170\n",
+        "hc18_negative_hc": "filename,pixel_size_mm,head_circumference_mm\n001_HC.png,0.1,-260\n",
+        "hc18_missing_image": "filename,pixel_size_mm,head_circumference_mm\n999_HC.png,0.1,170\n",
+        "hc18_empty": "",
+    }.items():
+        d = root / "data" / name
+        (d / "images").mkdir(parents=True)
+        (d / "masks").mkdir()
+        cv2.imwrite(str(d / "images" / "001_HC.png"), img)
+        cv2.imwrite(str(d / "masks" / "001_HC.png"), (img > 100).astype(np.uint8) * 255)
+        (d / "pixel_size_and_hc.csv").write_text(text)
+    header = "Image_name;Patient_num;Plane;Brain_plane;Operator;US_Machine;Train"
+    for name, text in {
+        "fpdb_commas": header.replace(";", ",") + "\nim1,1,Fetal femur,Not A Brain,op,Voluson E6,1\n",
+        "fpdb_no_patient": "Image_name;Plane;Brain_plane;US_Machine\nim1;Fetal femur;Not A Brain;Voluson E6\n",
+        "fpdb_unknown_plane": header + "\nim1;1;Fetal elbow;Not A Brain;op;Voluson E6;1\n",
+        "fpdb_missing_image": header + "\nim9;1;Fetal femur;Not A Brain;op;Voluson E6;1\n",
+    }.items():
+        d = root / "data" / name
+        (d / "Images").mkdir(parents=True)
+        cv2.imwrite(str(d / "Images" / "im1.png"), img)
+        (d / "FETAL_PLANES_DB_data.csv").write_text(text)
+
+
 def _write_dicoms(root: Path) -> None:
     import sys
 
@@ -205,13 +233,14 @@ def _write_outputs(root: Path) -> None:
     reports.mkdir()
     (reports / "good.html").write_text("<p>an earlier report</p>")
     (reports / "good.json").write_text("{}")
-
+    (reports / "index.html").write_text("<p>my index</p>")
 
 def build_workspace(root: Path) -> Path:
     """Make every file the corpus needs under ``root`` (a fresh folder); returns ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     _write_images(root)
     _write_datasets(root)
+    _write_other_layouts(root)
     _write_dicoms(root)
     _write_runs(root)
     _write_outputs(root)
@@ -363,6 +392,120 @@ def cases() -> list[Case]:
              (1, 2), r"no space left", needs="full"))
     add(Case("etl onto a full disk", OUTPUT, _argv("data", "etl", _p("dicom"), "--out", _p("full", "etl"), "--salt",
                                                    SALT, "--no-progress"), (1, 2), r"no space left", needs="full"))
+
+    names = {x.name for x in c}
+    c += [x for x in _cross_cases() if x.name not in names]  # the same input through every command
+    return c
+
+
+BAD_IMAGES = (("missing", r"not found"), ("empty", r"empty"), ("truncated", r"corrupt|truncated|cannot read"),
+              ("renamed", r"corrupt|not an image|unsupported"), ("huge", r"pixels|too large|limit"),
+              ("tiny", r"small|1x1|1 x 1"), ("folder", r"not a file|folder|directory"))
+BAD_SPECS = (("phantom:n=abc", r"abc"), ("phantom:n=-1", r"n"), ("phantom:n=2.5", r"2\.5|integer"),
+             ("phantom:bogus=1", r"bogus"), ("phantom:n=2,n=3", r"duplicate|twice|n"),
+             ("hc18:/nonexistent/hc18", r"not found|nonexistent"), ("unknown:x", r"unknown dataset kind"),
+             ("folder:", r"path|folder"), ("folder:/nonexistent", r"not found|nonexistent"),
+             ("phantom:style=nope", r"style"), ("phantom?split=bogus", r"split"), ("", r"empty|spec|data"),
+             ("fetal_planes_db:/nonexistent", r"not found|nonexistent"), ("phantom:planes=elbow", r"elbow"))
+RUNS = ("empty", "config_only", "truncated", "garbage", "bad_config", "a_file", "nonexistent")
+LAYOUTS = (("hc18_no_hc_column", "hc18", r"head_circumference|column"), ("hc18_bad_number", "hc18", r"zero"),
+           ("hc18_negative_hc", "hc18", r"-260|positive"), ("hc18_missing_image", "hc18", r"999_HC|not found|missing"),
+           ("hc18_empty", "hc18", r"empty"), ("fpdb_commas", "fetal_planes_db", r"column|;|header|Patient_num"),
+           ("fpdb_no_patient", "fetal_planes_db", r"Patient_num"), ("fpdb_unknown_plane", "fetal_planes_db",
+                                                                     r"elbow"),
+           ("fpdb_missing_image", "fetal_planes_db", r"im9|not found|missing"))
+
+
+def _spec(kind: str, name: str) -> Callable[[Path], str]:
+    return lambda ws: f"{kind}:{ws / 'data' / name}"
+
+
+def _cross_cases() -> list[Case]:
+    """The same bad input through every command that reads it."""
+    c: list[Case] = []
+    add = c.append
+    for k, what in BAD_IMAGES:
+        add(Case(f"report {k} image", IMAGE, _argv("report", "default", IMG[k], "--out", _p(f"new_rep_{k}"),
+                                                  "--heatmap", "none"), (1, 2), rf"(?=.*{k}\.png)(?=.*({what}))",
+                 writes=(f"new_rep_{k}",)))
+        add(Case(f"intervene {k} image", IMAGE, _argv("intervene", "default", IMG[k], "--set", "csp_visible=1"),
+                 (1, 2), rf"(?=.*{k}\.png)(?=.*({what}))"))
+    for v in ("nan", "0", "-1", "inf", "abc", "1e9", "-inf", ""):
+        add(Case(f"intervene --pixel-spacing {v!r}", NUMBER,
+                 _argv("intervene", "default", IMG["good"], "--set", "csp_visible=1", "--pixel-spacing", v), (2,),
+                 r"pixel.spacing"))
+        add(Case(f"report --pixel-spacing {v!r}", NUMBER,
+                 _argv("report", "default", IMG["good"], "--out", _p("new_rep_sp"), "--pixel-spacing", v), (2,),
+                 r"pixel.spacing"))
+    for v in ("nan", "inf", "-1", "0", "abc", "1,nan"):
+        add(Case(f"refit --weights {v}", NUMBER, _argv("refit", "default", "--data", "phantom:n=8,size=64",
+                                                      "--weights", v, "--out", _p("new_refit")), (2,), r"weights"))
+    add(Case("refit --weights count", NUMBER, _argv("refit", "default", "--data", "phantom:n=8,size=64", "--weights",
+                                                   "1,2", "--out", _p("new_refit")), (2,), r"weights|2.*1"))
+    for opt, v in (("--lr", "inf"), ("--max-steps", "0"), ("--max-steps", "-5"), ("--max-time-min", "nan"),
+                   ("--max-time-min", "-1"), ("--epochs", "0"), ("--size", "4"), ("--mode", "sideways"),
+                   ("--model", "giant"), ("--precision", "fp3"), ("--refit-weights", "nan"), ("--workers", "-1"),
+                   ("--accelerator", "tpu"), ("--seed", "x")):
+        add(Case(f"train {opt} {v}", NUMBER, _argv("train", "--data", "phantom:n=8", "--model", "tiny", opt, v,
+                                                   "--out", _p("new_run")) if opt != "--model" else
+                 _argv("train", "--data", "phantom:n=8", opt, v, "--out", _p("new_run")), (2,),
+                 opt.lstrip("-").split("-")[0]))
+    add(Case("train --config missing", USAGE, _argv("train", "--config", _p("nope.toml"), "--out", _p("new_run")),
+             (2,), r"nope\.toml"))
+    add(Case("train --config malformed", USAGE, _argv("train", "--config", _p("user", "NOTES.txt"), "--out",
+                                                      _p("new_run")), (2,), r"NOTES\.txt"))
+    add(Case("train without --data", USAGE, _argv("train", "--out", _p("new_run")), (2,), r"--data"))
+    for spec, what in BAD_SPECS:
+        for cmd in (["train", "--model", "tiny", "--out", _p("new_run"), "--data", spec],
+                    ["refit", "default", "--out", _p("new_refit"), "--data", spec],
+                    ["data", "check", spec, "--no-progress"], ["data", "summary", spec],
+                    ["eval", "default", "--data", spec]):
+            label = " ".join(x for x in cmd[:2] if isinstance(x, str) and not x.startswith("-"))
+            if cmd[0] == "eval":
+                continue  # eval is in cases() already
+            add(Case(f"{label} spec {spec!r}", SPEC, _argv(*cmd), (1, 2), what))
+    for run in RUNS:
+        for cmd in (["predict", _p("runs", run), IMG["good"]],
+                    ["report", _p("runs", run), IMG["good"], "--out", _p("new_rep_run"), "--heatmap", "none"],
+                    ["intervene", _p("runs", run), IMG["good"], "--set", "csp_visible=1"],
+                    ["refit", _p("runs", run), "--data", "phantom:n=8,size=64", "--out", _p("new_refit")],
+                    ["train", "--init", _p("runs", run), "--data", "phantom:n=8", "--out", _p("new_run")]):
+            add(Case(f"{cmd[0]} corrupt run {run}", RUN, _argv(*cmd), (2,), rf"runs/{run}"))
+    for name, kind, what in LAYOUTS:
+        spec = _spec(kind, name)
+        add(Case(f"data check {name}", CSV, _argv("data", "check", spec, "--no-progress"), (1, 2), what))
+        add(Case(f"eval on {name}", CSV, _argv("eval", "default", "--data", spec), (1, 2), what))
+        add(Case(f"train on {name}", CSV, _argv("train", "--model", "tiny", "--data", spec, "--out", _p("new_run")),
+                 (1, 2), what))
+    for name in ("semicolons", "bad_plane", "nan_spacing", "bad_bool", "empty_csv", "no_image_column"):
+        add(Case(f"train on {name}", CSV, _argv("train", "--model", "tiny", "--data",
+                                                lambda ws, n=name: f"folder:{ws / 'data' / n}", "--out",
+                                                _p("new_run")), (1, 2), r"labels\.csv"))
+    # outputs through every command that writes
+    writers = {
+        "synth": lambda out: ["data", "synth", "--out", out, "--n", "2"],
+        "contact-sheet": lambda out: ["data", "contact-sheet", "--out", out],
+        "summary --out": lambda out: ["data", "summary", "phantom:n=2,size=64", "--out", out],
+        "check --json": lambda out: ["data", "check", "phantom:n=2,size=64", "--json", out, "--no-progress"],
+        "eval --json": lambda out: ["eval", "default", "--data", "phantom:n=2,size=64", "--json", out],
+        "synth --contact-sheet": lambda out: ["data", "synth", "--out", _p("new_synth_cs"), "--n", "2",
+                                              "--contact-sheet", out],
+        "train": lambda out: ["train", "--data", "phantom:n=8", "--model", "tiny", "--max-steps", "1", "--out", out],
+        "refit": lambda out: ["refit", "default", "--data", "phantom:n=8,size=64", "--out", out],
+        "report": lambda out: ["report", "default", IMG["good"], "--out", out, "--heatmap", "none"],
+        "etl": lambda out: ["data", "etl", _p("dicom"), "--out", out, "--salt", SALT, "--no-progress"],
+    }
+    file_writers = ("contact-sheet", "summary --out", "check --json", "eval --json", "synth --contact-sheet")
+    for name, make in writers.items():
+        if name in file_writers:
+            add(Case(f"{name} onto a user's file", OUTPUT, _argv(*make(_p("user", "NOTES.txt"))), (2,), r"exists"))
+            add(Case(f"{name} onto a folder", OUTPUT, _argv(*make(_p("user"))), (2,), r"folder"))
+        else:
+            add(Case(f"{name} into a user's folder", OUTPUT, _argv(*make(_p("user"))), (2,), r"not empty|exists|already"))
+            add(Case(f"{name} onto a file", OUTPUT, _argv(*make(_p("user", "NOTES.txt"))), (2,), r"file"))
+        add(Case(f"{name} onto a read-only disk", OUTPUT, _argv(*make(_p("ro", "x.png" if name in file_writers
+                                                                            else "x"))),
+                 (2,), r"not writable|read-only", needs="ro"))
     return c
 
 

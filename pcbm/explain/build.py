@@ -310,8 +310,8 @@ def write_reports(
 ) -> ReportRun:
     """Write one report per image (``<stem>.html``, ``<stem>.json``, …) and ``index.html``.
 
-    The folder may hold earlier reports: they are kept and listed in ``index.html`` beside the new
-    ones. A report file that exists already is not replaced unless ``overwrite`` — that is checked
+    The folder may hold earlier reports (it has an ``index.html``): they are kept and listed in
+    ``index.html`` beside the new ones; any other non-empty folder is refused. A report file that exists already is not replaced unless ``overwrite`` — that is checked
     for every image before any work. An image that cannot be read is recorded in ``failures`` and
     the others go on. Every file is written atomically.
 
@@ -325,6 +325,9 @@ def write_reports(
     from pcbm._io import check_output_dir
 
     out = check_output_dir(out_dir, "--out", allow_existing=True)
+    if out.is_dir() and any(out.iterdir()) and not (out / INDEX_JSON).exists() and not (out / "index.html").exists():
+        raise InputError(f"--out {out} exists, is not empty and is not a folder of pcbm reports (no index.html); "
+                         "refusing to mix reports into it (choose a new or empty folder)")
     stems = report_stems(images)
     if not overwrite:
         clash = [f"{stem}.{fmt}" for stem in stems for fmt in formats if (out / f"{stem}.{fmt}").exists()]

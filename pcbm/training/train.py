@@ -191,6 +191,8 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
     dm.setup()
     module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights),
                                 freeze_encoder=cfg.freeze_encoder)
+    if cfg.freeze_encoder:  # the frozen encoder's eval mode is meant
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     counter, checkpointer = Throughput(), Checkpointer(stage / CHECKPOINT, cfg.checkpoint_every)
     callbacks: list[Any] = [counter, checkpointer]
     if cfg.progress:
