@@ -29,8 +29,9 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out (only once the new run is complete), or discard an interrupted one in OUT.partial/."),
         config: Path = typer.Option(None, "--config", help="JSON or TOML file of training settings, or a run's config.json (CLI options win)."),
         model: str = typer.Option(None, "--model", help="Registered model config: tiny, small, small_mlp, baseline, …"),
-        init: str = typer.Option(None, "--init", help=f"Start from this run's weights (RUN_DIR or default) to fine-tune; its model config is kept, and --lr defaults to {FINETUNE_LR:g}."),
+        init: str = typer.Option(None, "--init", help=f"Start from this run's weights (RUN_DIR or default) to fine-tune; its model config is kept; without --lr, the fine-tuning preset: --lr {FINETUNE_LR:g} and --freeze-batchnorm."),
         freeze_encoder: bool = typer.Option(False, "--freeze-encoder", help="Keep the encoder fixed (no gradient, BatchNorm statistics kept): fine-tune only the decoder and heads."),
+        freeze_batchnorm: bool = typer.Option(None, "--freeze-batchnorm/--no-freeze-batchnorm", help="Keep every BatchNorm layer's running statistics (its weights still learn); default on with --init and no --lr (the fine-tuning preset), else off."),
         mode: str = typer.Option(None, "--mode", help="independent, sequential or joint."),
         epochs: int = typer.Option(None, "--epochs", help="Maximum epochs."),
         max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
@@ -62,6 +63,7 @@ def register(app: typer.Typer) -> None:
                 "max_time_min": max_time_min, "checkpoint_every": checkpoint_every, "refit_decision": refit_decision,
                 "refit_weights": _floats(refit_weights, "--refit-weights") if refit_weights else None,
                 "augment": False if no_augment else None, "freeze_encoder": True if freeze_encoder else None,
+                "freeze_batchnorm": freeze_batchnorm,
                 "progress": False if quiet else None}
         try:
             if resume is not None:

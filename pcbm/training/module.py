@@ -54,21 +54,24 @@ class PCBMTrainingModule(L.LightningModule):
         weights: loss weights.
         freeze_encoder: keep the segmenter's (baseline's) encoder as it is: no gradient, and its
             BatchNorm layers stay in eval mode so their running statistics do not drift either.
+        freeze_batchnorm: every BatchNorm layer stays in eval mode (its running statistics are kept;
+            its weights still learn): fine-tuning on a few similar images otherwise re-estimates them
+            from those batches.
     """
 
     def __init__(self, model: nn.Module, mode: str = "sequential", lr: float = 2e-3, weight_decay: float = 1e-4,
-                 weights: LossWeights | None = None, freeze_encoder: bool = False):
+                 weights: LossWeights | None = None, freeze_encoder: bool = False, freeze_batchnorm: bool = False):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown training mode {mode!r}; choose {', '.join(MODES)}")
         self.model, self.mode, self.lr, self.weight_decay = model, mode, lr, weight_decay
         self.weights = weights or LossWeights()
-        self.freeze_encoder = freeze_encoder
+        self.freeze_encoder, self.freeze_batchnorm = freeze_encoder, freeze_batchnorm
         if freeze_encoder:
             self.encoder.requires_grad_(False)
-            self.encoder.eval()
+        self._keep_frozen_in_eval()
         self.save_hyperparameters({"mode": mode, "lr": lr, "weight_decay": weight_decay, "freeze_encoder": freeze_encoder,
-                                   **asdict(self.weights)})
+                                   "freeze_batchnorm": freeze_batchnorm, **asdict(self.weights)})
         k = len(PLANE_NAMES)
         self.val_f1 = MulticlassF1Score(k, average="macro", ignore_index=-1)
         self.val_bacc = MulticlassRecall(k, average="macro", ignore_index=-1)
@@ -84,9 +87,17 @@ class PCBMTrainingModule(L.LightningModule):
 
     def train(self, mode: bool = True) -> PCBMTrainingModule:
         super().train(mode)
-        if getattr(self, "freeze_encoder", False):
-            self.encoder.eval()  # frozen BatchNorm: running statistics stay those of the init run
+        self._keep_frozen_in_eval()
         return self
+
+    def _keep_frozen_in_eval(self) -> None:
+        """Frozen parts stay in eval mode, so their BatchNorm running statistics stay those of the init run."""
+        if getattr(self, "freeze_encoder", False):
+            self.encoder.eval()
+        if getattr(self, "freeze_batchnorm", False):
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     # ---- losses --------------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

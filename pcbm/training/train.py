@@ -190,8 +190,8 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
                          cfg.augment, cfg.epoch_size, split_seed=cfg.split_seed)
     dm.setup()
     module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights),
-                                freeze_encoder=cfg.freeze_encoder)
-    if cfg.freeze_encoder:  # the frozen encoder's eval mode is meant
+                                freeze_encoder=cfg.freeze_encoder, freeze_batchnorm=bool(cfg.freeze_batchnorm))
+    if cfg.freeze_encoder or cfg.freeze_batchnorm:  # the frozen layers' eval mode is meant
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     counter, checkpointer = Throughput(), Checkpointer(stage / CHECKPOINT, cfg.checkpoint_every)
     callbacks: list[Any] = [counter, checkpointer]

@@ -121,18 +121,31 @@ def _init_run(path: Path) -> Path:
     return path
 
 
-def test_init_uses_the_finetune_lr_and_freeze_keeps_the_encoder(tmp_path) -> None:
+def test_init_uses_the_finetune_preset_and_freeze_keeps_the_encoder(tmp_path) -> None:
     src = _init_run(tmp_path / "src")
-    assert TrainConfig(data=(DATA,), model="tiny").lr == DEFAULT_LR
-    assert _cfg(tmp_path / "x", init=str(src)).lr == FINETUNE_LR == DEFAULT_LR / 10
-    assert _cfg(tmp_path / "x", init=str(src), lr=1e-3).lr == 1e-3  # an explicit --lr wins (train_default.sh)
+    scratch = TrainConfig(data=(DATA,), model="tiny")
+    assert scratch.lr == DEFAULT_LR and scratch.freeze_batchnorm is False
+    preset = _cfg(tmp_path / "x", init=str(src))
+    assert preset.lr == FINETUNE_LR == DEFAULT_LR / 10 and preset.freeze_batchnorm is True
+    given = _cfg(tmp_path / "x", init=str(src), lr=1e-3)  # an explicit --lr (train_default.sh): as before
+    assert given.lr == 1e-3 and given.freeze_batchnorm is False
+
     run = train(_cfg(tmp_path / "ft", init=str(src), freeze_encoder=True))
     conf = json.loads((run / "config.json").read_text())
     assert conf["train"]["lr"] == FINETUNE_LR and conf["train"]["freeze_encoder"] is True
+    assert conf["train"]["freeze_batchnorm"] is True
+    assert conf["train"]["freeze_batchnorm"] is True
     before, after = _weights(src), _weights(run)
     enc = [k for k in before if k.startswith("segmenter.encoder.")]
     assert enc and all(torch.equal(before[k], after[k]) for k in enc)  # weights and BatchNorm statistics
-    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("segmenter.decoder."))
+    dec = [k for k in before if k.startswith("segmenter.decoder.")]
+    stats = [k for k in dec if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # the preset keeps BatchNorm statistics
+    assert not all(torch.equal(before[k], after[k]) for k in dec)  # ... while the decoder learns
+
+    old = _weights(train(_cfg(tmp_path / "given", init=str(src), lr=1e-3)))
+    assert not all(torch.equal(before[k], old[k]) for k in stats)  # without it, they follow the new batches
+    assert not all(torch.equal(before[k], old[k]) for k in enc)
     from pcbm.training.module import PCBMTrainingModule
 
     module = PCBMTrainingModule(build_model("tiny"), freeze_encoder=True).train()
@@ -150,6 +163,7 @@ def test_cli_init_without_lr_is_fine_tuning(tmp_path, capsys) -> None:
     assert f"wrote {out}" in capsys.readouterr().out
     conf = json.loads((out / "config.json").read_text())
     assert conf["train"]["lr"] == FINETUNE_LR and conf["train"]["freeze_encoder"] is True
+    assert conf["train"]["freeze_batchnorm"] is True
 
 
 @pytest.mark.parametrize("total", [2, 3, 9, 10, 11, 15, 20, 4400])
