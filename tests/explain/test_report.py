@@ -105,7 +105,9 @@ def test_cli_report_writes_reports_and_index(tiny_run, phantom_png, tmp_path):
 def test_cli_report_errors(tiny_run, tmp_path):
     r = subprocess.run([".venv/bin/pcbm", "report", str(tiny_run), str(tmp_path / "nope.png"), "--out", str(tmp_path)],
                        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
-    assert r.returncode == 2 and "image not found" in r.stderr and "Traceback" not in r.stderr
+    # a missing image is that image's failure (exit 1), not a usage error
+    assert r.returncode == 1 and "image not found" in r.stderr and "Traceback" not in r.stderr
+    assert "1 of 1 images failed" in r.stderr
 
 
 def _chromium() -> str | None:
