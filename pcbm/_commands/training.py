@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         metrics = run_dir / "metrics.json"
         if metrics.is_file():
             for spec, m in json.loads(metrics.read_text()).items():
-                short = {k: v for k, v in m.items() if k not in ("plane_confusion", "properties")}
+                short = {k: v for k, v in m.items() if k not in ("plane_confusion", "properties", "failed")}
                 typer.echo(f"{spec}: {json.dumps(short)}")
 
     @app.command("refit")

@@ -28,7 +28,7 @@ from typing import Any
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
-from pcbm.data.tables import CsvError, Problems, read_csv
+from pcbm.data.tables import CsvError, Problems, new_file_name, read_csv
 from pcbm.errors import InputError
 
 CSV_NAME = "FETAL_PLANES_DB_data.csv"
@@ -131,13 +131,8 @@ class FetalPlanesDBDataset(EntriesDataset):
                 continue
             v = {h: values[i] for h, i in col.items()}
             name = v["Image_name"]
-            if not name or Path(name).name != name:
-                log.add(at, f"column 'Image_name': expected a file name, got {name!r}")
+            if not new_file_name(name, "'Image_name'", seen, line, log, at):
                 continue
-            if name in seen:
-                log.add(at, f"image {name!r} is already listed on line {seen[name]}")
-                continue
-            seen[name] = line
             subject = v["Patient_num"]
             if not subject:
                 log.add(at, "empty 'Patient_num' cell (splits keep a patient's images together; every row needs one)")

@@ -38,7 +38,7 @@ from pcbm.concepts import PROPERTY_CONCEPT_NAMES, get_plane, get_property_concep
 from pcbm.data.base import SampleDataset, register_dataset
 from pcbm.data.io import list_images, read_image, read_mask, write_png
 from pcbm.data.sample import Sample
-from pcbm.data.tables import CsvError, Problems, read_csv
+from pcbm.data.tables import CsvError, Problems, new_file_name, read_csv
 from pcbm.errors import InputError
 from pcbm.validate import finite, pixel_spacing
 
@@ -164,13 +164,8 @@ class FolderDataset(SampleDataset):
             if not name:
                 log.add(at, "empty 'image' cell")
                 continue
-            if Path(name).name != name or name in (".", ".."):
-                log.add(at, f"column 'image': {name!r} must be a file name in images/, not a path")
+            if not new_file_name(name, "'image'", first_line, line_no, log, at):
                 continue
-            if name in first_line:
-                log.add(at, f"image {name!r} is already listed on line {first_line[name]}")
-                continue
-            first_line[name] = line_no
             for col, v in row.items():
                 if v:
                     try:

@@ -35,7 +35,7 @@ import numpy as np
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image, read_mask
 from pcbm.data.sample import Sample
-from pcbm.data.tables import CsvError, Problems, read_csv
+from pcbm.data.tables import CsvError, Problems, new_file_name, read_csv
 from pcbm.errors import InputError
 from pcbm.validate import finite, pixel_spacing
 
@@ -103,13 +103,8 @@ def read_hc18_csv(path: Path, with_hc: bool, problems: Problems | None = None, s
             log.add(at, f"expected {want} fields ({fields}), got {len(values)}")
             continue
         name = values[0]
-        if not name or Path(name).name != name:
-            log.add(at, f"column 1 (filename): expected a file name, got {name!r}")
+        if not new_file_name(name, "1 (filename)", seen, line, log, at, "filename"):
             continue
-        if name in seen:
-            log.add(at, f"filename {name!r} is already listed on line {seen[name]}")
-            continue
-        seen[name] = line
         px = hc = None
         try:
             px = pixel_spacing(values[1], "column 2 (pixel size mm)")

@@ -127,3 +127,17 @@ def read_csv(path: str | os.PathLike[str], delimiter: str = ",", expect: str = "
         raise CsvError(f"{p}, line {rows[0][0]}", f"wrong delimiter: the file is {name[others[0]]}-separated, "
                        f"expected {name[delimiter]}-separated")
     return rows
+
+
+def new_file_name(name: str, column: str, seen: dict[str, int], line: int, log: Problems, at: str,
+                  what: str = "image") -> bool:
+    """Whether ``name`` (a cell of ``column`` on ``line``) is a plain file name not listed before;
+    otherwise the problem is added to ``log`` at ``at``. A new name is recorded in ``seen``."""
+    if not name or Path(name).name != name or name in (".", ".."):
+        log.add(at, f"column {column}: {name!r} must be a file name, not a path")
+        return False
+    if name in seen:
+        log.add(at, f"{what} {name!r} is already listed on line {seen[name]}")
+        return False
+    seen[name] = line
+    return True

@@ -116,9 +116,12 @@ def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float 
 
 
 def _spacings(value: Sequence[float | None] | float | None, n: int) -> list[float | None]:
+    """One validated spacing (or None) per image; NaN, 0, negative or > 10 mm is an InputError."""
+    from pcbm.validate import pixel_spacing
+
     if value is None or isinstance(value, int | float):
-        return [None if value is None else float(value)] * n
+        return [None if value is None else pixel_spacing(value, "pixel_spacing_mm")] * n
     vals = list(value)
     if len(vals) != n:
         raise InputError(f"got {len(vals)} pixel spacings for {n} images")
-    return vals
+    return [None if v is None else pixel_spacing(v, f"pixel_spacing_mm[{i}]") for i, v in enumerate(vals)]

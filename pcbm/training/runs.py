@@ -148,7 +148,7 @@ class Checkpointer(Callback):
 
     def save(self, trainer: Any) -> None:
         if trainer.global_step > 0 and trainer.global_step != self.saved_step and not trainer.fast_dev_run:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # full state (optimiser, loops) for --resume
             self.saved_step = trainer.global_step
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:

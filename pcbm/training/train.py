@@ -209,7 +209,8 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
     )
     handler = signal.getsignal(signal.SIGINT)
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(stage / CHECKPOINT) if saved else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(stage / CHECKPOINT) if saved else None,
+                    weights_only=True)  # a resumed checkpoint is loaded safely, as model.pt is
     except SystemExit:  # Lightning turns Ctrl-C into sys.exit(1) after its on_exception hooks
         if not trainer.interrupted:
             raise

@@ -59,3 +59,14 @@ def test_array_images_get_numbered_stems(tiny_model, tmp_path) -> None:
 def test_nonsense_intervention_values_are_refused_before_the_model_loads(item) -> None:
     with pytest.raises(InputError, match=item.split("=")[0]):
         parse_intervention([item], [])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 0.0, -0.1, float("inf"), 50.0])
+def test_python_api_refuses_nonsense_spacing(tiny_model, bad) -> None:
+    from pcbm.models import predict_images
+
+    img = np.zeros((60, 80), np.uint8)
+    with pytest.raises(InputError, match="pixel_spacing_mm"):
+        predict_images(tiny_model, [img], pixel_spacing_mm=bad)
+    with pytest.raises(InputError, match=r"pixel_spacing_mm\[1\]"):
+        predict_images(tiny_model, [img, img], pixel_spacing_mm=[0.1, bad])
