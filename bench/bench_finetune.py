@@ -43,7 +43,8 @@ def subset(hc18: Path, out: Path, n: int) -> Path:
         w.writerows(rows)
     for name in names:
         shutil.copy(hc18 / "images" / name, out / "images" / name)
-        shutil.copy(hc18 / "masks" / name, out / "masks" / name)
+        mask = name.replace(".png", "_Mask.png")
+        shutil.copy(hc18 / "masks" / mask, out / "masks" / mask)
     return out
 
 

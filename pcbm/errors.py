@@ -4,7 +4,7 @@ Example:
     >>> look_up("cerebelum", ["cerebellum", "csp"], "visual concept")
     Traceback (most recent call last):
     ...
-    pcbm.errors.UnknownNameError: "unknown visual concept 'cerebelum'; did you mean 'cerebellum'? known: cerebellum, csp"
+    pcbm.errors.UnknownNameError: unknown visual concept 'cerebelum'; did you mean 'cerebellum'? known: cerebellum, csp
 """
 
 from __future__ import annotations

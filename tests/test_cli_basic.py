@@ -30,3 +30,38 @@ def test_import_is_light():
     code = "import sys, pcbm, pcbm.concepts, pcbm.data; bad = [m for m in ('torch', 'captum', 'fastapi', 'onnx') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_bug_shows_its_traceback_not_a_user_error(monkeypatch, capsys) -> None:
+    """Only InputError and usage errors are one line with exit 2; anything else is a bug in pcbm."""
+    import pytest
+
+    import pcbm.concepts
+    from pcbm.cli import main
+
+    def broken(*args, **kwargs):
+        raise KeyError("internal bookkeeping")  # a KeyError from pcbm's own code is not the user's fault
+
+    monkeypatch.setattr(pcbm.concepts, "list_concepts", broken)
+    with pytest.raises(KeyError, match="internal bookkeeping"):
+        main(["concepts", "list"])
+
+
+def test_user_errors_are_one_line_with_exit_2(capsys) -> None:
+    import pytest
+
+    from pcbm.cli import main
+
+    for argv in (["concepts", "list", "--plane", "femr"], ["bogus"], ["predict"],
+                 ["predict", "default", "x.png", "--pixel-spacing", "abc"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and err.startswith("error:") and len(err.splitlines()) == 1, (argv, err)
+
+
+def test_evaluation_and_train_config_do_not_import_lightning() -> None:
+    code = ("import sys; import pcbm.training.evaluate; from pcbm.training import TrainConfig; "
+            "TrainConfig(data=('phantom',), out='x'); print('lightning' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -1,4 +1,4 @@
-"""``pcbm data check`` and ``pcbm data summary`` (and ``pcbm data synth`` when that module exists)."""
+"""``pcbm data check`` and ``pcbm data summary``; ``data synth`` and ``data etl`` register from their modules."""
 
 from __future__ import annotations
 
@@ -74,13 +74,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {out}")
 
     for name in ("pcbm._commands.data_synth", "pcbm._commands.data_dicom"):  # synth/contact-sheet, etl
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-        else:
-            module.register(data_app)
+        importlib.import_module(name).register(data_app)
 
 
 def _print_report(c: Console, report: CheckReport) -> None:

@@ -95,7 +95,7 @@ def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("created", "date", "pcbm_version"):
         if isinstance(conf, dict) and key in conf:
             card[key] = conf[key]
-    metrics = info.get("metrics") or _read_json(Path(info["run_dir"]) / "train_val_metrics.json" if info.get("run_dir") else None)
+    metrics = info.get("metrics")
     if isinstance(metrics, dict):
         shown: dict[str, Any] = {}
         for k, v in metrics.items():
@@ -109,15 +109,6 @@ def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
         if shown:
             card["validation_metrics"] = shown
     return card
-
-
-def _read_json(path: Path | None) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text()) if path is not None and path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
 
 
 _CARD_METRICS = ("plane_macro_f1", "plane_accuracy", "plane_balanced_accuracy", "standard_accuracy",

@@ -25,6 +25,8 @@ from typing import Any
 from pcbm.errors import InputError, look_up
 from pcbm.validate import finite
 
+MODES = ("independent", "sequential", "joint")  # Koh et al. 2020; see pcbm.training.module
+
 DEFAULT_LR = 2e-3  # AdamW peak learning rate from random weights
 FINETUNE_LR = DEFAULT_LR / 10  # peak learning rate with --init and no --lr (with BatchNorm statistics kept): 12 steps
 # at 2e-3 on 10 HC18 images took the default model's HC error from 0.87 to 5.6 mm; 2e-4 to 2.5 mm; 2e-4 with the
@@ -139,7 +141,6 @@ def _int(cfg: TrainConfig, name: str, minimum: int, optional: bool = False, also
 def _validate(cfg: TrainConfig) -> None:
     """Every field a user sets, checked before any work: one line naming the field and the value."""
     from pcbm.training.data import parse_source
-    from pcbm.training.module import MODES
 
     if not isinstance(cfg.data, tuple | list) or not cfg.data or not all(isinstance(s, str) and s for s in cfg.data):
         raise InputError(f"data must be one or more data specs (e.g. phantom or hc18:PATH), got {cfg.data!r}")

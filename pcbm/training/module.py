@@ -32,9 +32,9 @@ from torchmetrics.classification import BinaryAccuracy, MulticlassF1Score, Multi
 from pcbm.concepts import PLANE_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.models.pcbm import PCBM
 from pcbm.models.property_head import BINARY_INDEX
+from pcbm.training.config import MODES
 from pcbm.training.losses import LossWeights, plane_loss, property_loss, segmentation_loss, standard_loss
 
-MODES = ("independent", "sequential", "joint")
 PCT_START = 0.1  # share of the one-cycle schedule spent warming up (at least 1.5 steps: see _pct_start)
 
 

@@ -171,7 +171,7 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
     from lightning.pytorch.loggers import CSVLogger
 
     from pcbm._io import write_json
-    from pcbm.training.data import MixedDataModule
+    from pcbm.training.datamodule import MixedDataModule
     from pcbm.training.losses import LossWeights
     from pcbm.training.module import PCBMTrainingModule
     from pcbm.training.runs import CHECKPOINT, AtomicCheckpointIO, Checkpointer, Throughput, TrainingInterrupted

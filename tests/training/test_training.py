@@ -13,7 +13,8 @@ from pcbm.concepts import PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.data import Sample, SampleDataset
 from pcbm.models import build_model
 from pcbm.training import TrainConfig, train
-from pcbm.training.data import MixedDataModule, collate, encode_sample, parse_source, ultrasound_augment
+from pcbm.training.data import collate, encode_sample, parse_source, ultrasound_augment
+from pcbm.training.datamodule import MixedDataModule
 from pcbm.training.losses import plane_loss, property_loss, segmentation_loss
 from pcbm.training.module import PCBMTrainingModule
 from pcbm.training.train import resolve_precision
