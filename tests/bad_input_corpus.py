@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import subprocess
+import sys
 import traceback
 import zlib
 from collections.abc import Callable, Iterator
@@ -543,13 +544,17 @@ def run_case(case: Case, ws: Path) -> Outcome:
     out, err = io.StringIO(), io.StringIO()
     code: int | None = 0
     tb = None
+    saved_argv = sys.argv
+    sys.argv = ["pcbm", *argv]  # main() reads sys.argv when given no list (as the console script does)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            main(argv)
+            main()
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:  # a traceback the user would have seen
             tb = traceback.format_exc()
             code = None
+        finally:
+            sys.argv = saved_argv
     after = snapshot(ws)
     return Outcome(case, code, out.getvalue() + err.getvalue(), tb, _changes(before, after, case.writes))
