@@ -56,8 +56,9 @@ def leak_scan(root: Path) -> dict:
                       "--no-progress"],
                      ["report", "default", *map(str, sorted(src.rglob("*.dcm"))), "--out", str(rep_out),
                       "--formats", "html,json,md,png", "--heatmap", "none"]):
-            with contextlib.suppress(SystemExit):
-                main(argv)
+            sys.argv = ["pcbm", *argv]
+            with contextlib.suppress(Exception, SystemExit):  # a crash here shows in what the scan finds
+                main()
     return scan_outputs([etl_out, rep_out], src)
 
 

@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from dicom_helpers import PHI, PHI_REGION, PID, WHOLE_FRAME, make_dicom, phi_frame, text_pixels
+from dicom_helpers import PHI, PHI_REGION, PID, WHOLE_FRAME, fan_mask, make_dicom, phi_frame, text_pixels
 
 SOURCE_NAMES = ("DOE_JANE", PID, "whole_frame", "no_region")
 
@@ -30,7 +30,6 @@ def scan_outputs(folders: list[Path], src: Path) -> dict:
     Returns:
         {"files": n files searched, "identifiers": n strings, "found": [(file, what), …]}
     """
-    from pcbm.data.io import read_image
 
     needles = [*PHI, *SOURCE_NAMES, str(src), str(src.resolve())]
     found: list[tuple[str, str]] = []
@@ -45,16 +44,24 @@ def scan_outputs(folders: list[Path], src: Path) -> dict:
                 found += [(rel, f"holds {n!r}") for n in needles if n.encode() in data]
         manifest = folder / "manifest.csv"
         if manifest.is_file():
-            frames = {0: phi_frame(), 1: phi_frame(1), 2: phi_frame(2)}
-            with open(manifest, newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f):
-                    image, _ = read_image(folder / "images" / row["image"])
-                    x0, y0, x1, y1 = (int(v) for v in row["crop"].split(","))
-                    if any(np.array_equal(frames[k][y0:y1, x0:x1] > 0, image > 0) for k in frames):
-                        found.append((row["image"], "raw frame unmasked"))
-                    for k, frame in frames.items():  # whichever frame it came from, its text must be black
-                        text = text_pixels(frame)[y0:y1, x0:x1]
-                        if text.shape == image.shape and np.array_equal(
-                                (image > 0) & ~text, (frame[y0:y1, x0:x1] > 0) & ~text) and image[text].any():
-                            found.append((row["image"], f"burned-in text pixels survive (frame {k})"))
+            found += _surviving_text(folder, manifest)
     return {"files": n_files, "identifiers": len(needles), "found": found}
+
+
+def _surviving_text(folder: Path, manifest: Path) -> list[tuple[str, str]]:
+    """ETL images (found through manifest.csv) whose burned-in text pixels are not black."""
+    from pcbm.data.io import read_image
+
+    frames = [phi_frame(), phi_frame(1), phi_frame(2)]
+    found = []
+    with open(manifest, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            image, _ = read_image(folder / "images" / row["image"])
+            x0, y0, x1, y1 = (int(v) for v in row["crop"].split(","))
+            fan = fan_mask()[y0:y1, x0:x1]
+            for frame in frames:  # the source frame is the one whose scan pixels are these
+                raw = frame[y0:y1, x0:x1]
+                if raw.shape == image.shape and np.array_equal(raw[fan], image[fan]):
+                    if image[text_pixels(frame)[y0:y1, x0:x1]].any():
+                        found.append((row["image"], "burned-in text pixels survive"))
+    return found
