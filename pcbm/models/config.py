@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pcbm.errors import InputError, look_up
@@ -43,7 +43,6 @@ class ModelConfig:
     decision_hidden: int = 64  # hidden width when decision == "mlp"
     concept_free: bool = False  # True: baseline without concepts (encoder -> plane head directly)
     min_confidence: float = 0.5  # below this top plane probability the status is "not_a_known_plane"
-    extras: dict[str, Any] = field(default_factory=dict, compare=False)  # free notes, saved with the run
 
     def __post_init__(self) -> None:
         if self.arch not in _ARCHS:
@@ -77,6 +76,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k not in _RETIRED}
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(f"unknown model config keys {unknown}; known: {', '.join(sorted(known))}")
@@ -87,6 +87,7 @@ class ModelConfig:
         return cls(**d)
 
 
+_RETIRED = ("extras",)  # keys that runs written by earlier versions carry; read and ignored
 _REGISTRY: dict[str, ModelConfig] = {}
 
 
