@@ -68,7 +68,7 @@ def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
     """What the report says about the model: name, architecture, run, training data, metrics.
 
     Reads the run's ``config.json`` as ``pcbm train`` writes it (``train.data``, ``data_sizes``,
-    ``train.mode``) and its ``metrics.json`` (per data spec), and falls back to any ``data`` key.
+    ``train.mode``) and its ``metrics.json`` (per data spec).
     """
     info = info or {}
     cfg = getattr(model, "config", None)
@@ -80,7 +80,7 @@ def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
     if info.get("run_dir"):
         card["run"] = info["run_dir"]
     conf = info.get("config") or {}
-    trained = _find_data(conf)
+    trained = _training_data(conf)
     sizes = conf.get("data_sizes") if isinstance(conf, dict) else None
     if trained and isinstance(sizes, dict) and sizes:
         parts = [f"{spec} ({v.get('train', '?')} train / {v.get('val', '?')} val images)"
@@ -115,23 +115,14 @@ _CARD_METRICS = ("plane_macro_f1", "plane_accuracy", "plane_balanced_accuracy", 
                  "concept_accuracy", "dice", "hc_mae_mm")
 
 
-def _find_data(conf: Any, depth: int = 0) -> str | None:
-    if not isinstance(conf, dict) or depth > 3:
-        return None
-    for key in ("trained_on", "data", "train_data", "dataset", "datasets"):
-        v = conf.get(key)
-        if isinstance(v, str):
-            return v
-        if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
-            return " + ".join(v)
-        if isinstance(v, dict):
-            for sub in ("spec", "train", "specs"):
-                if isinstance(v.get(sub), (str, list)):
-                    return v[sub] if isinstance(v[sub], str) else " + ".join(map(str, v[sub]))
-    for v in conf.values():
-        found = _find_data(v, depth + 1)
-        if found:
-            return found
+def _training_data(conf: Any) -> str | None:
+    """The training data specs of a run's config.json (``train.data``, as ``pcbm train`` writes it)."""
+    train = conf.get("train") if isinstance(conf, dict) else None
+    data = train.get("data") if isinstance(train, dict) else None
+    if isinstance(data, str):
+        return data
+    if isinstance(data, (list, tuple)) and data:
+        return " + ".join(map(str, data))
     return None
 
 
