@@ -56,6 +56,8 @@ class PCBMOutput:
             continuous values normalised by the image's long side, 0 where not applicable), so that
             ``decision.linear.weight * concept_inputs`` are exact per-concept contributions. None
             for the concept-free baseline.
+        standard_logit: (B,) the concept-free baseline's own standardness logit; None for a PCBM,
+            whose standardness comes from the ontology's criteria on its properties.
     """
 
     mask_logits: torch.Tensor
@@ -69,6 +71,7 @@ class PCBMOutput:
     status: list[str]
     missing: list[list[str]]
     concept_inputs: torch.Tensor | None = None
+    standard_logit: torch.Tensor | None = None
 
     @property
     def plane_index(self) -> torch.Tensor:

@@ -281,10 +281,8 @@ class BaselineClassifier(nn.Module):
         b = image.shape[0]
         nan_m = image.new_full((b, N_VISUAL, 1, 1), math.nan)
         nan_p = image.new_full((b, N_PROPS), math.nan)
-        out = PCBMOutput(nan_m, nan_m, nan_p, nan_p, torch.zeros(b, N_PROPS, dtype=torch.bool, device=image.device),
-                         plane_logits, probs, standard, status, [[] for _ in range(b)])
-        out.standard_logit = std_logit  # type: ignore[attr-defined]
-        return out
+        return PCBMOutput(nan_m, nan_m, nan_p, nan_p, torch.zeros(b, N_PROPS, dtype=torch.bool, device=image.device),
+                          plane_logits, probs, standard, status, [[] for _ in range(b)], standard_logit=std_logit)
 
 
 def build_model(cfg: ModelConfig | str, **overrides: object) -> PCBM | BaselineClassifier:
