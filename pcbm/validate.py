@@ -28,10 +28,15 @@ def _as_float(value: Any, where: str) -> float:
         raise InputError(f"{where} must be a number, got {value!r}") from None
 
 
+def is_pixel_spacing(v: float) -> bool:
+    """Whether ``v`` (mm per pixel) is a usable pixel spacing: finite, > 0 and at most 10 mm."""
+    return math.isfinite(v) and 0 < v <= MAX_PIXEL_SPACING_MM
+
+
 def pixel_spacing(value: Any, where: str = "pixel spacing") -> float:
     """A pixel spacing in mm per pixel: finite, > 0 and at most 10 mm (else an InputError naming ``where``)."""
     v = _as_float(value, where)
-    if not (math.isfinite(v) and 0 < v <= MAX_PIXEL_SPACING_MM):
+    if not is_pixel_spacing(v):
         shown = f"{v:g}" if isinstance(value, float | int) else repr(value)
         raise InputError(f"{where} must be a finite number of mm per pixel in (0, {MAX_PIXEL_SPACING_MM:g}], got {shown}")
     return v

@@ -157,7 +157,7 @@ class Region:
 
 def _region_spacing(item: Any) -> tuple[bool, tuple[float, float] | None, str]:
     """(units in cm, spacing in mm or None, problem) of one region item."""
-    from pcbm.validate import MAX_PIXEL_SPACING_MM
+    from pcbm.validate import MAX_PIXEL_SPACING_MM, is_pixel_spacing
 
     try:
         units_cm = int(item.PhysicalUnitsXDirection) == CM_UNITS and int(item.PhysicalUnitsYDirection) == CM_UNITS
@@ -169,7 +169,7 @@ def _region_spacing(item: Any) -> tuple[bool, tuple[float, float] | None, str]:
         dx, dy = float(item.PhysicalDeltaX) * 10.0, float(item.PhysicalDeltaY) * 10.0
     except Exception:
         return True, None, "unreadable PhysicalDeltaX/Y in SequenceOfUltrasoundRegions"
-    if not (np.isfinite(dx) and np.isfinite(dy) and 0 < dx <= MAX_PIXEL_SPACING_MM and 0 < dy <= MAX_PIXEL_SPACING_MM):
+    if not (is_pixel_spacing(dx) and is_pixel_spacing(dy)):
         return True, None, (f"invalid PhysicalDeltaX/Y ({dx / 10:g}, {dy / 10:g} cm) in SequenceOfUltrasoundRegions "
                             f"(expected finite, > 0 and at most {MAX_PIXEL_SPACING_MM / 10:g} cm per pixel)")
     return True, (dx, dy), ""
@@ -241,7 +241,7 @@ def _mean_spacing(dx: float, dy: float, what: str, notes: list[str]) -> float:
 
 def _header_spacing(ds: Any, keyword: str, notes: list[str]) -> float | None:
     """PixelSpacing / ImagerPixelSpacing in mm (mean of row and column), or None with a note if invalid."""
-    from pcbm.validate import MAX_PIXEL_SPACING_MM
+    from pcbm.validate import MAX_PIXEL_SPACING_MM, is_pixel_spacing
 
     try:
         value = ds.get(keyword)
@@ -255,7 +255,7 @@ def _header_spacing(ds: Any, keyword: str, notes: list[str]) -> float | None:
     except Exception:
         notes.append(f"ignored {keyword} {str(value)[:40]!r} (expected two numbers, row and column spacing in mm)")
         return None
-    if np.isfinite(row) and np.isfinite(col) and 0 < row <= MAX_PIXEL_SPACING_MM and 0 < col <= MAX_PIXEL_SPACING_MM:
+    if is_pixel_spacing(row) and is_pixel_spacing(col):
         return _mean_spacing(col, row, keyword, notes)
     notes.append(f"ignored invalid {keyword} [{row:g}, {col:g}] (expected finite, > 0 and at most "
                  f"{MAX_PIXEL_SPACING_MM:g} mm)")
