@@ -265,12 +265,14 @@ class ReportRun:
 
 def report_stems(images: Sequence[ImageLike]) -> list[str]:
     """The file stem of each image's report (a DICOM's is a hash of its path; repeats get _2, _3)."""
+    from pcbm.data.sample import Sample
+
     used: set[str] = set()
     stems = []
     for i, image in enumerate(images):
         if isinstance(image, np.ndarray):
             stem = f"image_{i:03d}"
-        elif hasattr(image, "image") and hasattr(image, "id"):
+        elif isinstance(image, Sample):
             stem = str(image.id or f"sample_{i:03d}")
         else:
             stem = Path(report_name(image)).stem
