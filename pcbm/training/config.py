@@ -36,42 +36,63 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOSS_TERMS = ("segmentation", "properties", "plane", "standard")
 
 
+def _setting(default: Any = None, help: str | None = None, flags: str | None = None,
+             factory: Any = None) -> Any:
+    """A TrainConfig field. With ``help`` it is also a ``pcbm train`` option (``--name-with-dashes``, or
+    ``flags`` such as ``"--progress/--quiet"`` for a switch); without, it is set in a ``--config`` file only."""
+    meta = {"help": help, "flags": flags}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    data: tuple[str, ...] = ("phantom",)  # data specs, each optionally SPEC@WEIGHT
-    out: str = "runs/pcbm"  # run directory (built in OUT.partial/, renamed onto OUT when complete)
-    model: str = "small"  # registered model config name
-    init: str | None = None  # start from this run's weights (a run directory or "default"): fine-tuning
-    freeze_encoder: bool = False  # keep the segmenter's (baseline's) encoder fixed: no gradient, BatchNorm in eval mode
-    freeze_batchnorm: bool | None = None  # every BatchNorm keeps its running statistics (weights still learn);
-    # None = True with init and no lr (the fine-tuning preset), else False
-    model_overrides: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields to replace
-    size: int | None = None  # input size override (ModelConfig.input_size)
-    mode: str = "sequential"  # independent | sequential | joint
-    epochs: int = 10  # max epochs
-    max_steps: int = -1  # stop after this many optimiser steps (-1 = no limit)
-    epoch_size: int | None = None  # training draws per epoch (default: all training samples)
-    batch_size: int = 16
-    lr: float | None = None  # AdamW peak learning rate (one-cycle); None = DEFAULT_LR, or FINETUNE_LR with init
-    weight_decay: float = 1e-4
-    loss_weights: dict[str, float] = field(default_factory=dict)  # segmentation/properties/plane/standard
-    augment: bool = True
-    val_fraction: float = 0.2  # subject-level validation split of every source
-    seed: int = 0  # weights, sampling and augmentation (not the split: see split_seed)
-    split_seed: int = 0  # subject-level train/val split; fixed across --init stages so that validation subjects
-    # never enter training (0 is the split that ``SPEC?split=val`` and the benchmarks evaluate on)
-    workers: int | None = None  # DataLoader workers (None = CPU count - 1, at most 8)
-    threads: int = 2  # torch CPU threads
-    accelerator: str = "auto"  # Lightning accelerator: auto, cpu, gpu
-    precision: str = "auto"  # Lightning precision; auto = bf16-mixed where the device computes bf16 natively, else 32-true
-    refit_decision: int = 0  # after training, refit the decision on predicted concepts of N samples per source
-    refit_weights: tuple[float, ...] | None = None  # per-source sample weights for the refit (default 1 each)
-    max_time_min: float | None = None  # stop after this many minutes of training, all resumed sessions together
-    checkpoint_every: int = 200  # optimiser steps between checkpoints (also at every epoch end and on Ctrl-C)
-    fast_dev_run: bool = False  # one batch of train and val, no run directory metrics
-    val_batches: int = 25  # validation batches per epoch (the full-resolution evaluation at the end is separate)
-    eval_limit: int | None = 400  # validation images evaluated at full resolution into metrics.json
-    progress: bool = True  # progress bars
+    """Every training setting, with its ``pcbm train`` option and help (the CLI is built from these fields)."""
+
+    data: tuple[str, ...] = _setting(("phantom",), "Data spec, repeatable; SPEC@WEIGHT sets its share (e.g. hc18:PATH@2).")
+    out: str = _setting("runs/pcbm", "Run directory to write (model.pt, config.json, metrics.json, logs/); built in "
+                        "OUT.partial/ and renamed onto OUT when complete. A non-empty OUT is refused unless --overwrite.")
+    model: str = _setting("small", "Registered model config: tiny, small, small_mlp, baseline, …")
+    init: str | None = _setting(None, "Start from this run's weights (RUN_DIR or default) to fine-tune; its model config "
+                                f"is kept; without --lr, the fine-tuning preset: --lr {FINETUNE_LR:g} and --freeze-batchnorm.")
+    freeze_encoder: bool = _setting(False, "Keep the encoder fixed (no gradient, BatchNorm statistics kept): fine-tune "
+                                    "only the decoder and heads.", "--freeze-encoder/--no-freeze-encoder")
+    freeze_batchnorm: bool | None = _setting(None, "Keep every BatchNorm layer's running statistics (its weights still "
+                                             "learn); default on with --init and no --lr (the fine-tuning preset), else off.",
+                                             "--freeze-batchnorm/--no-freeze-batchnorm")
+    model_overrides: dict[str, Any] = _setting(factory=dict)  # ModelConfig fields to replace (--config only)
+    size: int | None = _setting(None, "Input size S (square, letterboxed).")
+    mode: str = _setting("sequential", "independent, sequential or joint.")
+    epochs: int = _setting(10, "Maximum epochs.")
+    max_steps: int = _setting(-1, "Stop after this many optimiser steps (-1: no limit).")
+    epoch_size: int | None = _setting(None, "Training draws per epoch (default: all training samples).")
+    batch_size: int = _setting(16, "Images per optimiser step.")
+    lr: float | None = _setting(None, f"Peak learning rate (AdamW, one-cycle); default {DEFAULT_LR:g}, or "
+                                f"{FINETUNE_LR:g} (1/10) with --init.")
+    weight_decay: float = _setting(1e-4, "AdamW weight decay.")
+    loss_weights: dict[str, float] = _setting(factory=dict)  # segmentation/properties/plane/standard (--config only)
+    augment: bool = _setting(True, "Train with augmentations (--no-augment: without).", "--augment/--no-augment")
+    val_fraction: float = _setting(0.2, "Share of every source's subjects held out for validation.")
+    seed: int = _setting(0, "Seed for weights, sampling and augmentation: a run with the same seed and settings repeats.")
+    split_seed: int = _setting(0, "Seed of the subject-level train/val split (default 0, the split `SPEC?split=val` "
+                               "evaluates); keep it fixed across --init stages.")
+    workers: int | None = _setting(None, "DataLoader workers (default: CPU count - 1, at most 8).")
+    threads: int = _setting(2, "torch CPU threads.")
+    accelerator: str = _setting("auto", "auto, cpu or gpu.")
+    precision: str = _setting("auto", "Lightning precision: auto (default: bf16-mixed where the GPU or CPU computes "
+                              "bf16 natively, else 32-true), 32-true, bf16-mixed, …")
+    refit_decision: int = _setting(0, "After training, refit the decision on predicted concepts of N samples per source.")
+    refit_weights: tuple[float, ...] | None = _setting(None, "Comma-separated per-source sample weights for the "
+                                                       "refit, e.g. 1,0.1.")
+    max_time_min: float | None = _setting(None, "Stop after this many minutes of training (safety net; resumed "
+                                          "sessions count together).")
+    checkpoint_every: int = _setting(200, "Optimiser steps between checkpoints in OUT.partial/checkpoints/ (default "
+                                     "200; also at each epoch end and on Ctrl-C).")
+    fast_dev_run: bool = _setting(False)  # one batch of train and val, no run directory metrics (--config only)
+    val_batches: int = _setting(25, "Validation batches per epoch (the full-resolution evaluation at the end is separate).")
+    eval_limit: int | None = _setting(400, "Validation images evaluated at full resolution into metrics.json.")
+    progress: bool = _setting(True, "Progress bars (--quiet: none, and no Lightning INFO lines).", "--progress/--quiet")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -127,6 +148,22 @@ class TrainConfig:
         if self.refit_weights is not None:
             d["refit_weights"] = list(self.refit_weights)
         return d
+
+
+def cli_options() -> list[dataclasses.Field[Any]]:
+    """The fields that are ``pcbm train`` options, in declaration order."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("help")]
+
+
+def option_flag(name: str, value: Any = None) -> str:
+    """The command-line flag of field ``name`` as a user types it for ``value`` (``progress=False`` ->
+    ``--quiet``; no value: both forms of a switch, ``--progress/--quiet``)."""
+    f = next((f for f in dataclasses.fields(TrainConfig) if f.name == name), None)
+    flags = f.metadata.get("flags") if f is not None else None
+    if flags:
+        on, _, off = flags.partition("/")
+        return flags if value is None else off if value is False else on
+    return "--" + name.replace("_", "-")
 
 
 def _int(cfg: TrainConfig, name: str, minimum: int, optional: bool = False, also: tuple[int, ...] = ()) -> None:

@@ -111,11 +111,12 @@ def check_resume_overrides(run: str | Path, given: dict[str, Any]) -> None:
     """Refuse options that would change what an interrupted run trains (one line naming them)."""
     bad = sorted(k for k, v in given.items() if v is not None and k not in RESUME_OPTIONS)
     if bad:
-        names = {"augment": "no-augment", "progress": "quiet"}
-        flags = ", ".join("--" + names.get(k, k.replace("_", "-")) for k in bad)
-        allowed = ", ".join("--" + k.replace("_", "-") for k in RESUME_OPTIONS if k != "progress")
+        from pcbm.training.config import option_flag
+
+        flags = ", ".join(option_flag(k, given[k]) for k in bad)
+        allowed = ", ".join(option_flag(k) for k in RESUME_OPTIONS)
         raise InputError(f"--resume {run} continues the run with its saved config; {flags} cannot be changed "
-                         f"(allowed: {allowed}, --quiet)")
+                         f"(allowed: {allowed})")
 
 
 def checkpoint_step(path: Path) -> int:

@@ -178,3 +178,33 @@ def test_one_cycle_schedule_of_any_length(total) -> None:
         opt.step()
         sched.step()
     assert _pct_start(4400) == PCT_START
+
+
+def test_train_options_are_the_config_fields(monkeypatch, tmp_path):
+    """`pcbm train`'s options are built from TrainConfig's fields: each one reaches the config as given."""
+    import dataclasses
+
+    import typer
+
+    import pcbm.training
+    from pcbm.cli import app
+    from pcbm.cli import main as cli_main
+    from pcbm.training.config import cli_options, option_flag
+
+    command = typer.main.get_command(app).commands["train"]
+    flags = {d for p in command.params for d in (*p.opts, *p.secondary_opts)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for f in cli_options():
+        assert set(option_flag(f.name).split("/")) <= flags, f.name
+    assert {p.name for p in command.params} - fields == {"resume", "overwrite", "config"}
+
+    seen: list[TrainConfig] = []
+    monkeypatch.setattr(pcbm.training, "train", lambda cfg, overwrite=False: seen.append(cfg) or tmp_path)
+    cli_main(["train", "--data", DATA, "--data", "phantom:n=8@2", "--out", str(tmp_path / "r"), "--weight-decay",
+              "0.5", "--threads", "1", "--val-fraction", "0.3", "--no-augment", "--quiet", "--refit-weights", "1,0.25",
+              "--eval-limit", "7", "--freeze-encoder", "--mode", "joint"])
+    [cfg] = seen
+    assert cfg.data == (DATA, "phantom:n=8@2") and cfg.out == str(tmp_path / "r")
+    assert (cfg.weight_decay, cfg.threads, cfg.val_fraction, cfg.eval_limit) == (0.5, 1, 0.3, 7)
+    assert (cfg.augment, cfg.progress, cfg.freeze_encoder, cfg.mode) == (False, False, True, "joint")
+    assert cfg.refit_weights == (1.0, 0.25) and cfg.epochs == TrainConfig().epochs  # not given: the default
