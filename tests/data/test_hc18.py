@@ -127,3 +127,25 @@ def test_shared_layout(hc18_path) -> None:
         hc = derive_properties(s.masks, pixel_spacing_mm=s.pixel_spacing_mm)["hc_mm"]
         errors.append(abs(hc - s.properties["hc_mm"]))
     assert np.mean(errors) <= 1.0
+
+
+def test_masks_follow_the_annotation_centre_line(tmp_path) -> None:
+    """The recorded HC is the outline's centre line: the centre-line mask measures it, the filled one is long."""
+    root = make_official(tmp_path, names=("000_HC",))
+    centre, filled = (open_dataset(f"hc18:{root}{opt}")[0] for opt in ("", "?mask=filled"))
+    recorded = centre.properties["hc_mm"]
+    err_centre = derive_properties(centre.masks, pixel_spacing_mm=SPACING)["hc_mm"] - recorded
+    err_filled = derive_properties(filled.masks, pixel_spacing_mm=SPACING)["hc_mm"] - recorded
+    assert err_filled > 0.5 and abs(err_centre) < err_filled / 2
+    assert centre.masks["head"].sum() < filled.masks["head"].sum()
+
+
+def test_unknown_mask_option_is_named(tmp_path) -> None:
+    with pytest.raises(InputError, match="option mask must be centre or filled, got 'outer'"):
+        open_dataset(f"hc18:{make_official(tmp_path)}?mask=outer")
+
+
+def test_centre_line_mask_keeps_an_empty_mask_empty() -> None:
+    from pcbm.data.hc18 import centre_line_mask
+
+    assert not centre_line_mask(np.zeros((8, 8), bool)).any()
