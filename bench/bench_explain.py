@@ -39,7 +39,6 @@ def _load(ref: str):
 def bench_report(model, info, samples) -> tuple[list[float], list[float]]:
     """Per-image seconds of a full concept report and of pixel Integrated Gradients."""
     from pcbm.explain import PixelExplainer, explain_image
-    from pcbm.models import to_input
 
     explain_image(model, samples[0], info).to_html()  # warm-up
     report, ig_times = [], []
@@ -49,7 +48,7 @@ def bench_report(model, info, samples) -> tuple[list[float], list[float]]:
         report.append(time.perf_counter() - t)
     ig = PixelExplainer(model, "integrated_gradients", n_steps=32, internal_batch_size=8)
     for s in samples:
-        x, _ = to_input([s.image], model.input_size)
+        x, _ = model.prepare([s.image])
         t = time.perf_counter()
         ig.attribute(x.contiguous(), target=None)
         ig_times.append(time.perf_counter() - t)

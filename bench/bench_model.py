@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pcbm.data import open_dataset  # noqa: E402
-from pcbm.models import load_model, predict_images, to_input  # noqa: E402
+from pcbm.models import load_model, predict_images  # noqa: E402
 from pcbm.training import evaluate  # noqa: E402
 
 HELD_OUT_SEED = 123  # never used for training (the default model trains on seed 0)
@@ -64,7 +64,7 @@ def cmd_modes(args: argparse.Namespace) -> dict:
         m = evaluate(model, open_dataset(spec))
         res[name] = {"phantom": _short(m), "train": {k: info["config"].get(k) for k in
                                                     ("steps", "train_images", "wall_time_s", "train_images_per_s")}}
-        if not model.concept_free:
+        if model.family.has_concepts:
             res[name]["hc18_val_sim_to_real"] = _short(evaluate(model, open_dataset(f"hc18:{args.hc18}?split=val")))
         print(name, json.dumps(res[name]), flush=True)
     return res
@@ -74,7 +74,7 @@ def cmd_latency(args: argparse.Namespace) -> dict:
     torch.set_num_threads(2)
     model, _ = load_model(args.run)
     img = np.random.default_rng(0).integers(0, 255, (540, 800), dtype=np.uint8)
-    x, _ = to_input([img], model.input_size)
+    x, _ = model.prepare([img])
     with torch.inference_mode():
         for _ in range(3):
             model(x)

@@ -34,12 +34,13 @@ class UnknownNameError(InputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def unknown_name(name: Any, known: Iterable[str], what: str) -> UnknownNameError:
-    """The error for an unknown ``name``: did-you-mean (the closest known name) plus the known list."""
+def unknown_name(name: Any, known: Iterable[str], what: str, where: str = "") -> UnknownNameError:
+    """The error for an unknown ``name``: did-you-mean (the closest known name) plus the known list;
+    ``where`` (e.g. ``" in data spec 'x:y'"``) follows the name."""
     known = list(known)
     close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return UnknownNameError(f"unknown {what} {name!r}{hint} known: {', '.join(known)}")
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    return UnknownNameError(f"unknown {what} {name!r}{where}{hint} known: {', '.join(known)}")
 
 
 def look_up(name: Any, registry: Mapping[str, T] | Iterable[str], what: str) -> Any:

@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown --heatmap {heatmap!r}; choose {', '.join(methods)}")
         spacing, source = _spacing(pixel_spacing)
         model, info = load_model(model_ref)
+        model.family.require_concepts("a concept report")  # once, not once per image
         columns = (TextColumn("[bold]report"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    TextColumn("{task.description}"))
         with Progress(*columns) as progress:

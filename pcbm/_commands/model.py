@@ -14,7 +14,8 @@ from pcbm._io import jsonable
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
+        run: str = typer.Argument(..., help="Run directory, 'default' for the shipped model, or 'sononet16' "
+                                            "(the pretrained SonoNet-16 reference classifier)."),
         data: str = typer.Option(..., "--data", help="Data spec, e.g. hc18:PATH?split=val or phantom:n=200,seed=7."),
         json_out: Path = typer.Option(None, "--json", help="Also write the metrics to this JSON file (a new file)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_cmd(
-        run: str = typer.Argument(..., help="Run directory, or 'default' for the shipped model."),
+        run: str = typer.Argument(..., help="Run directory, 'default' for the shipped model, or 'sononet16' "
+                                            "(the pretrained SonoNet-16 reference classifier)."),
         images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF) or ultrasound DICOM files."),
         pixel_spacing: float = typer.Option(None, "--pixel-spacing",
                                             help="mm per pixel for every image (else from the DICOM header or the "

@@ -34,14 +34,15 @@ def _option_type(hint: Any) -> Any:
     return hint
 
 
-def _settings_parameters() -> list[inspect.Parameter]:
-    """One keyword parameter per TrainConfig option (its flags and help are the field's); None = not given."""
-    from pcbm.training.config import TrainConfig, cli_options, option_flag
+def _settings_parameters(cls: type) -> list[inspect.Parameter]:
+    """One keyword parameter per option of the settings dataclass ``cls`` (its flags and help are the
+    field's); None = not given."""
+    from pcbm.training.config import cli_options, option_flag
 
-    hints = typing.get_type_hints(TrainConfig)
+    hints = typing.get_type_hints(cls)
     return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=_option_type(hints[f.name]),
-                              default=typer.Option(None, option_flag(f.name), help=f.metadata["help"]))
-            for f in cli_options()]
+                              default=typer.Option(None, option_flag(f.name, cls=cls), help=f.metadata["help"]))
+            for f in cli_options(cls)]
 
 
 def _run_parameters() -> list[inspect.Parameter]:
@@ -117,10 +118,29 @@ def register(app: typer.Typer) -> None:
         """Train a PCBM (or the concept-free baseline) and write a run directory."""
         train(resume, overwrite, config, settings)
 
-    params = _settings_parameters()
+    from pcbm.training.config import TrainConfig
+
+    params = _settings_parameters(TrainConfig)
     at = [p.name for p in params].index("out") + 1  # --data, --out, then the run options, then the settings
     train_cmd.__signature__ = inspect.Signature([*params[:at], *_run_parameters(), *params[at:]])  # type: ignore[attr-defined]
     app.command("train")(train_cmd)
+
+    def train_head_cmd(overwrite: bool = False, **settings: Any) -> None:
+        """Train the head refiner (HC, BPD, OFD from a finer second look at the head) and write its folder."""
+        from pcbm.training.config import RefinerTrainConfig
+        from pcbm.training.head_refiner import train_refiner
+
+        out = train_refiner(RefinerTrainConfig(**settings_from_options(settings)), overwrite=overwrite)
+        typer.echo(f"wrote {out}")
+        for spec, m in json.loads((out / "metrics.json").read_text()).items():
+            typer.echo(f"{spec}: {json.dumps(m)}")
+
+    from pcbm.training.config import RefinerTrainConfig
+
+    overwrite = inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--overwrite", help="Replace an existing --out (once the new one is complete)."))
+    train_head_cmd.__signature__ = inspect.Signature([*_settings_parameters(RefinerTrainConfig), overwrite])  # type: ignore[attr-defined]
+    app.command("train-head")(train_head_cmd)
 
     @app.command("refit")
     def refit_cmd(

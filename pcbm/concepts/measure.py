@@ -1,6 +1,6 @@
 """Measurements from masks: ellipse fit (HC/BPD/OFD/AC), femur length and angle, magnification,
 head symmetry, contact with the sector edge, image gain — and :func:`derive_properties`, which turns
-a sample's masks into the ontology's property concepts.
+a sample's masks into the ontology's property concepts by the rule each concept names (:data:`RULES`).
 
 numpy and OpenCV only (no torch), so the phantom, the loaders, the checks and the model's
 post-processing all label properties with the same code.
@@ -24,28 +24,21 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from pcbm.concepts.ontology import PROPERTY_CONCEPTS, PropertyConcept
+from pcbm.concepts import ontology  # read at call time: register_property_concept may extend it
+from pcbm.concepts.ontology import PropertyConcept
+from pcbm.errors import look_up
 
-# --- thresholds (each documented; they implement the ontology's `isuog` wording) -------------------
+# --- thresholds inside the rules (each documented). The thresholds a property concept states —
+# --- "a third of the image", "under 45 degrees" — are its rule's parameter, in the ontology. -------
 
 #: A structure counts as visible when its mask has at least this many pixels.
 VISIBLE_MIN_PIXELS = 1
-#: head/abdomen "magnified": mask area >= this fraction of the field-of-view area ("at least a third").
-MAGNIFIED_AREA_FRACTION = 1 / 3
-#: heart "magnified": mask area >= this fraction of the field-of-view area ("at least a tenth").
-HEART_MAGNIFIED_AREA_FRACTION = 0.10
-#: femur "magnified": femur length >= this fraction of the field-of-view width ("a third of the width").
-FEMUR_MAGNIFIED_LENGTH_FRACTION = 1 / 3
-#: femur "horizontal": angle to the horizontal strictly under this many degrees (ISUOG: < 45°, ideally < 30°).
-FEMUR_HORIZONTAL_MAX_DEG = 45.0
-#: abdomen "round": fitted ellipse minor/major axis ratio at least this.
-ROUND_MIN_AXIS_RATIO = 0.8
 #: head "symmetric": the falx line splits the head into halves whose areas differ by at most this
 #: fraction of the head area, |A1 - A2| / (A1 + A2) <= 0.1 (a 45/55 split at worst) ...
 SYMMETRY_MAX_AREA_IMBALANCE = 0.10
@@ -95,9 +88,16 @@ class Measurement:
     name: str
     value: float
     unit: str
+    quality: float | None = None  # of the fitted ellipse (:class:`EllipseFit`); None: not an ellipse's
+    reason: str | None = None  # why the value is unreliable; None: it is reliable
+
+    @property
+    def reliable(self) -> bool:
+        return self.reason is None
 
     def __str__(self) -> str:
-        return f"{self.name} = {self.value:.1f} {self.unit}"
+        flag = f" (unreliable: {self.reason})" if self.reason else ""
+        return f"{self.name} = {self.value:.1f} {self.unit}{flag}"
 
 
 def ellipse_perimeter(a: float, b: float) -> float:
@@ -155,6 +155,146 @@ def fit_ellipse(mask: np.ndarray, name: str = "head") -> Ellipse:
     centre, axis, sd_major, sd_minor = _principal_axis(xs, ys)
     # a filled ellipse has variance a^2/4 along each axis; +0.5 px for the pixels' own extent
     return Ellipse(centre[0], centre[1], 2 * sd_major + 0.5, 2 * sd_minor + 0.5, _axis_angle(axis))
+
+
+#: robust ellipse (:func:`fit_ellipse_robust`): a contour point is on the ellipse when its radial
+#: distance is within this fraction of the semi-minor axis (and at least FIT_TOLERANCE_MIN_PX) ...
+FIT_TOLERANCE_FRACTION = 0.03
+FIT_TOLERANCE_MIN_PX = 1.5
+#: ... the trimmed refit runs at most this many rounds ...
+FIT_ROUNDS = 8
+#: ... a neck narrower than this fraction of the equivalent radius joining two blobs is cut (a head
+#: mask leaking into the body beside it) ...
+NECK_FRACTION = 0.25
+#: ... fragments at least this share of the largest one's area count as parts of the outline ...
+FRAGMENT_MIN_SHARE = 0.05
+#: ... and the measurement is reliable when its quality (the lower of the contour's share on the
+#: ellipse and the mask/ellipse IoU) is at least this.
+RELIABLE_MIN_QUALITY = 0.85
+
+
+@dataclass(frozen=True)
+class EllipseFit:
+    """A robust ellipse and how far the mask agrees with it.
+
+    ``on_ellipse``: share of the outline's points within tolerance of the ellipse; ``agreement``:
+    IoU of the (cleaned) mask and the filled ellipse; ``quality`` the lower of the two.
+    """
+
+    ellipse: Ellipse
+    on_ellipse: float
+    agreement: float
+    fragments: int  # components taken as parts of the outline
+    cut_neck: bool  # a leak through a narrow neck was cut off
+
+    @property
+    def quality(self) -> float:
+        return min(self.on_ellipse, self.agreement)
+
+    @property
+    def reliable(self) -> bool:
+        return self.quality >= RELIABLE_MIN_QUALITY
+
+    def reason(self) -> str | None:
+        """Why the measurement is unreliable (None when it is reliable)."""
+        if self.reliable:
+            return None
+        why = [f"only {self.on_ellipse:.0%} of the outline lies on the fitted ellipse"
+               if self.on_ellipse < RELIABLE_MIN_QUALITY else "",
+               f"mask and ellipse overlap {self.agreement:.0%} (IoU)" if self.agreement < RELIABLE_MIN_QUALITY else "",
+               f"the mask is in {self.fragments} pieces" if self.fragments > 1 else "",
+               "a leak into a neighbouring structure was cut off" if self.cut_neck else ""]
+        return "; ".join(w for w in why if w) + f" (quality {self.quality:.2f} < {RELIABLE_MIN_QUALITY})"
+
+
+def radial_distance(e: Ellipse, pts: np.ndarray) -> np.ndarray:
+    """Signed distance (px, + outside) of points (N, 2) from the ellipse along the ray from its centre."""
+    t = math.radians(e.angle_deg)
+    d = pts.astype(np.float64) - (e.cx, e.cy)
+    u = d[:, 0] * math.cos(t) + d[:, 1] * math.sin(t)
+    v = -d[:, 0] * math.sin(t) + d[:, 1] * math.cos(t)
+    r = np.sqrt((u / max(e.semi_major, 1e-6)) ** 2 + (v / max(e.semi_minor, 1e-6)) ** 2)
+    norm = np.hypot(u, v)
+    return np.where(r > 0, (r - 1.0) / np.maximum(r, 1e-9) * norm, -min(e.semi_major, e.semi_minor))
+
+
+def _cv_ellipse(pts: np.ndarray) -> Ellipse:
+    (cx, cy), (w, h), angle = cv2.fitEllipse(pts.astype(np.float32))
+    a, b, ang = (w / 2, h / 2, angle) if w >= h else (h / 2, w / 2, angle + 90.0)
+    return Ellipse(float(cx), float(cy), float(a), float(b), float(ang % 180.0))
+
+
+def _cut_neck(m: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The mask with a blob joined to its largest component through a narrow neck removed (the
+    larger blob kept; other components untouched)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return m, False
+    big = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    comp = (labels == big).astype(np.uint8)
+    r = max(1, int(round(NECK_FRACTION * math.sqrt(stats[big, cv2.CC_STAT_AREA] / math.pi))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    k, lab, st, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(comp, cv2.MORPH_OPEN, kernel), connectivity=8)
+    if k <= 2:  # nothing, or one blob: no neck to cut
+        return m, False
+    areas = np.sort(st[1:, cv2.CC_STAT_AREA])
+    if areas[-2] < FRAGMENT_MIN_SHARE * areas[-1]:
+        return m, False
+    head = 1 + int(np.argmax(st[1:, cv2.CC_STAT_AREA]))
+    keep = cv2.dilate((lab == head).astype(np.uint8), kernel).astype(bool) & comp.astype(bool)
+    return (m & (labels != big)) | keep, True
+
+
+def fit_ellipse_robust(mask: np.ndarray, name: str = "head") -> EllipseFit:
+    """An ellipse that survives bad masks, with a quality score (for biometry from predicted masks).
+
+    A blob joined to the structure through a narrow neck (a head mask leaking into the body) is cut
+    off; fragments of a broken mask (each at least FRAGMENT_MIN_SHARE of the largest) all give
+    outline points; the ellipse is refitted to the outline points within tolerance of the previous
+    fit (an outlier-rejecting fit, so a dent or a bump does not pull it). On a clean mask it is the
+    ellipse of :func:`fit_ellipse`.
+
+    Raises:
+        ValueError: ``empty mask: 'head'`` when the mask has no pixel.
+
+    Example:
+        >>> import cv2, numpy as np
+        >>> m = np.zeros((200, 200), np.uint8); _ = cv2.ellipse(m, (100, 100), (60, 40), 0, 0, 360, 1, -1)
+        >>> m[60:100, 95:105] = 0  # a deep dent
+        >>> f = fit_ellipse_robust(m)
+        >>> round(f.ellipse.semi_major), round(f.ellipse.semi_minor), f.reliable
+        (60, 40, True)
+    """
+    m = _nonempty(mask, name)
+    m, cut = _cut_neck(m)
+    contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    biggest = max(cv2.contourArea(c) for c in contours)
+    parts = [c for c in contours if cv2.contourArea(c) >= FRAGMENT_MIN_SHARE * biggest] or [max(contours, key=cv2.contourArea)]
+    pts = np.concatenate([c.reshape(-1, 2) for c in parts])
+    h, w = m.shape
+    inside = (pts[:, 0] > 0) & (pts[:, 1] > 0) & (pts[:, 0] < w - 1) & (pts[:, 1] < h - 1)
+    pts = pts[inside] if inside.sum() >= 5 else pts  # where the image cuts the mask is not its outline
+    if len(pts) < 5:
+        e = fit_ellipse(m, name)
+        return EllipseFit(e, 1.0, 1.0, len(parts), cut)
+    e = _cv_ellipse(pts)
+    keep = np.ones(len(pts), bool)
+    for _ in range(FIT_ROUNDS):
+        tol = max(FIT_TOLERANCE_MIN_PX, FIT_TOLERANCE_FRACTION * e.semi_minor)
+        d = radial_distance(e, pts)
+        new = np.abs(d) <= max(tol, 2.5 * 1.4826 * float(np.median(np.abs(d[keep] - np.median(d[keep])))))
+        if new.sum() < 5 or np.array_equal(new, keep):
+            break
+        keep = new
+        e = _cv_ellipse(pts[keep])
+    tol = max(FIT_TOLERANCE_MIN_PX, FIT_TOLERANCE_FRACTION * e.semi_minor)
+    on = float(np.mean(np.abs(radial_distance(e, pts)) <= tol))
+    filled = np.zeros(m.shape, np.uint8)
+    cv2.drawContours(filled, parts, -1, 1, -1)
+    ell = np.zeros(m.shape, np.uint8)
+    cv2.ellipse(ell, ((e.cx, e.cy), (2 * e.semi_major, 2 * e.semi_minor), e.angle_deg), 1, -1)
+    inter, union = float((filled & ell).sum()), float((filled | ell).sum())
+    return EllipseFit(e, on, inter / union if union else 0.0, len(parts), cut)
 
 
 def _principal_axis(xs: np.ndarray, ys: np.ndarray) -> tuple[tuple[float, float], np.ndarray, float, float]:
@@ -306,15 +446,14 @@ def image_gain(image: np.ndarray, field_of_view: np.ndarray | None = None) -> Ga
 
 # --- the public entry points --------------------------------------------------------------------
 
-_CIRCUMFERENCES = {"head": ("hc", "bpd", "ofd"), "abdomen": ("ac",)}
-
 
 def measure(
     masks: Mapping[str, np.ndarray],
     pixel_spacing_mm: float | None = None,
     field_of_view: np.ndarray | None = None,
 ) -> dict[str, Measurement]:
-    """Biometry for reports: HC, BPD, OFD (head), AC (abdomen), FL and femur angle (femur).
+    """Biometry for reports: the length of every continuous property concept (HC, BPD, OFD, AC, FL),
+    keyed by its name without the unit (``hc``), and a rod's angle (``femur_angle``, degrees).
 
     Only structures present (non-empty) in ``masks`` are measured; lengths are in mm when
     ``pixel_spacing_mm`` is given, in px otherwise. ``field_of_view`` is accepted for symmetry with
@@ -327,20 +466,21 @@ def measure(
         'bpd = 59.0 px'
     """
     scale, unit = (float(pixel_spacing_mm), "mm") if pixel_spacing_mm else (1.0, "px")
+    concepts = [ontology.get_property_concept(n) for n in ontology.CONTINUOUS_PROPERTIES]
+    given = {str(c.structure): masks.get(str(c.structure)) for c in concepts}
+    shown = {k: as_bool_mask(m) for k, m in given.items() if m is not None and _visible(m)}
+    ctx = _Context(shown, dict.fromkeys(shown, True), None, pixel_spacing_mm, robust=True)
     out: dict[str, Measurement] = {}
-    for name in ("head", "abdomen"):
-        m = masks.get(name)
-        if m is None or not _visible(m):
+    for c in concepts:
+        if c.structure not in shown:
             continue
-        e = fit_ellipse(m, name)
-        values = {"hc": e.perimeter, "bpd": 2 * e.semi_minor, "ofd": 2 * e.semi_major, "ac": e.perimeter}
-        for key in _CIRCUMFERENCES[name]:
-            out[key] = Measurement(key, values[key] * scale, unit)
-    fm = masks.get("femur")
-    if fm is not None and _visible(fm):
-        seg = femur_segment(fm)
-        out["fl"] = Measurement("fl", seg.length * scale, unit)
-        out["femur_angle"] = Measurement("femur_angle", seg.angle_deg, "deg")
+        length, *angle = c.measurement_keys
+        value = LENGTHS[str(c.length)](ctx, c.structure) * scale
+        fit = ctx.fits.get(str(c.structure))
+        out[length] = Measurement(length, value, unit, round(fit.quality, 3) if fit else None,
+                                  fit.reason() if fit else None)
+        for key in angle:  # a rod's angle to the horizontal
+            out[key] = Measurement(key, ctx.segment(c.structure).angle_deg, "deg")
     return out
 
 
@@ -354,13 +494,13 @@ def derive_properties(
     pixel_spacing_mm: float | None = None,
     field_of_view: np.ndarray | None = None,
 ) -> dict[str, float | None]:
-    """Every property concept that the given masks (and image) determine.
+    """Every property concept that the given masks (and image) determine, each by its rule.
 
     A property appears only when all the visual concepts it is ``derived_from`` are keys of
-    ``masks`` (labelled); ``gain_adequate`` appears only when ``image`` is given. Binary values are
-    0.0 / 1.0. A labelled but empty mask means the structure is absent: its ``*_visible`` and the
-    binary properties depending on it are 0, its measurements None. Continuous values (hc_mm, …)
-    are in mm, or None when ``pixel_spacing_mm`` is unknown.
+    ``masks`` (labelled); one derived from no structure (``gain_adequate``) appears only when
+    ``image`` is given. Binary values are 0.0 / 1.0. A labelled but empty mask means the structure
+    is absent: its ``*_visible`` and the binary properties resting on it are 0, its measurements
+    None. Continuous values (hc_mm, …) are in mm, or None when ``pixel_spacing_mm`` is unknown.
 
     Args:
         masks: visual concept name -> (H, W) mask (bool, 0/255, or probabilities).
@@ -375,80 +515,156 @@ def derive_properties(
     shape = next(iter(bool_masks.values())).shape if bool_masks else (image.shape if image is not None else None)
     fov = _fov(field_of_view, shape) if shape is not None else None
     present = {k: int(v.sum()) >= VISIBLE_MIN_PIXELS for k, v in bool_masks.items()}
-    ctx = _Context(bool_masks, present, fov, pixel_spacing_mm)
+    ctx = _Context(bool_masks, present, fov, pixel_spacing_mm, image)
     out: dict[str, float | None] = {}
-    for concept in PROPERTY_CONCEPTS:
-        if concept.name == "gain_adequate":
-            if image is not None:
-                out[concept.name] = float(image_gain(image, fov).adequate)
-            continue
-        if not concept.derived_from or not all(v in bool_masks for v in concept.derived_from):
-            continue
-        out[concept.name] = ctx.value(concept)
+    for concept in ontology.PROPERTY_CONCEPTS:
+        labelled = all(v in bool_masks for v in concept.derived_from) if concept.derived_from else image is not None
+        if labelled:
+            out[concept.name] = ctx.value(concept)
     return out
-
-
-_MEASUREMENTS = ("hc_mm", "bpd_mm", "ofd_mm", "ac_mm", "fl_mm")
 
 
 class _Context:
     """Lazily computed geometry shared by the properties of one sample."""
 
     def __init__(self, masks: dict[str, np.ndarray], present: dict[str, bool], fov: np.ndarray | None,
-                 spacing: float | None):
-        self.masks, self.present, self.fov, self.spacing = masks, present, fov, spacing
+                 spacing: float | None, image: np.ndarray | None = None, robust: bool = False):
+        self.masks, self.present, self.fov, self.spacing, self.image = masks, present, fov, spacing, image
+        self.robust = robust  # predicted masks: the outlier-rejecting fit, with its quality in .fits
         self._ellipses: dict[str, Ellipse] = {}
-        self._femur: Segment | None = None
+        self._segments: dict[str, Segment] = {}
+        self.fits: dict[str, EllipseFit] = {}
 
     def ellipse(self, name: str) -> Ellipse:
         if name not in self._ellipses:
-            self._ellipses[name] = fit_ellipse(self.masks[name], name)
+            if self.robust:
+                self.fits[name] = fit_ellipse_robust(self.masks[name], name)
+                self._ellipses[name] = self.fits[name].ellipse
+            else:  # reference masks (labels): the plain fit, as HC18's reference ellipses
+                self._ellipses[name] = fit_ellipse(self.masks[name], name)
         return self._ellipses[name]
 
-    def femur(self) -> Segment:
-        if self._femur is None:
-            self._femur = femur_segment(self.masks["femur"])
-        return self._femur
+    def segment(self, name: str) -> Segment:
+        if name not in self._segments:
+            self._segments[name] = femur_segment(self.masks[name], name)
+        return self._segments[name]
 
     def mm(self, px: float) -> float | None:
         return float(px * self.spacing) if self.spacing else None
 
     def value(self, concept: PropertyConcept) -> float | None:
-        prop, structure = concept.name, concept.derived_from[0]
-        if prop in _MEASUREMENTS:
-            return self._measurement(prop, structure)
-        if not self.present[structure]:
-            return 0.0  # absent: not visible, and no criterion about it can hold
-        if prop == f"{structure}_visible":
-            return 1.0
-        return self._binary(prop, structure)
+        structure = concept.structure
+        if structure is not None and not self.present[structure]:
+            return 0.0 if concept.binary else None  # absent: not visible, no criterion about it holds, no length
+        return look_up(concept.rule.name, RULES, "property rule")(self, concept)
 
-    def _measurement(self, prop: str, structure: str) -> float | None:
-        if not self.present[structure] or not self.spacing:
-            return None
-        if structure == "femur":
-            return self.mm(self.femur().length)
-        e = self.ellipse(structure)
-        px = {"hc_mm": e.perimeter, "ac_mm": e.perimeter, "bpd_mm": 2 * e.semi_minor, "ofd_mm": 2 * e.semi_major}[prop]
-        return self.mm(px)
 
-    def _binary(self, prop: str, structure: str) -> float:
-        m = self.masks[structure]
-        if prop in ("head_complete", "femur_ends_visible"):
-            return float(not touches_border(m, self.fov))
-        if prop in ("head_magnified", "abdomen_magnified"):
-            return float(area_fraction(m, self.fov) >= MAGNIFIED_AREA_FRACTION)
-        if prop == "heart_magnified":
-            return float(area_fraction(m, self.fov) >= HEART_MAGNIFIED_AREA_FRACTION)
-        if prop == "abdomen_round":
-            return float(self.ellipse("abdomen").axis_ratio >= ROUND_MIN_AXIS_RATIO)
-        if prop == "head_symmetric":
-            if not self.present["falx"]:
-                return 0.0
-            return float(head_symmetry(m, self.masks["falx"]).symmetric)
-        if prop == "femur_horizontal":
-            return float(self.femur().angle_deg < FEMUR_HORIZONTAL_MAX_DEG)
-        if prop == "femur_magnified":
-            width = fov_width(self.fov, m.shape)
-            return float(width > 0 and self.femur().length >= FEMUR_MAGNIFIED_LENGTH_FRACTION * width)
-        raise KeyError(f"no rule to derive property {prop!r} from masks")  # a new ontology entry needs one
+# --- the rules: how a property concept is derived (its ontology entry names the rule) ---------------
+
+#: A rule: (the sample's geometry, the concept) -> the property's value. It runs only when the
+#: concept's structure is present (absent: 0, or None for a length).
+RuleFunction = Callable[[_Context, PropertyConcept], "float | None"]
+RULES: dict[str, RuleFunction] = {}
+#: Lengths in px of a present structure, by the ontology's ``length`` of a continuous concept.
+LENGTHS: dict[str, Callable[[_Context, str], float]] = {
+    "perimeter": lambda ctx, s: ctx.ellipse(s).perimeter,  # of the fitted ellipse (HC, AC)
+    "minor": lambda ctx, s: 2 * ctx.ellipse(s).semi_minor,  # the fitted ellipse's minor axis (BPD)
+    "major": lambda ctx, s: 2 * ctx.ellipse(s).semi_major,  # its major axis (OFD)
+    "rod": lambda ctx, s: ctx.segment(s).length,  # end to end along the principal axis (FL)
+}
+
+
+def rule(name: str) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a rule implementation under ``name`` (the ``Rule.name`` ontology entries use)."""
+
+    def register(fn: RuleFunction) -> RuleFunction:
+        RULES[name] = fn
+        return fn
+
+    return register
+
+
+def _param(concept: PropertyConcept) -> float:
+    if concept.rule.param is None:
+        raise ValueError(f"property concept {concept.name!r}: rule {concept.rule.name!r} needs a parameter")
+    return concept.rule.param
+
+
+@rule("visible")
+def _visible_rule(ctx: _Context, concept: PropertyConcept) -> float:
+    """The structure has a pixel (at least VISIBLE_MIN_PIXELS)."""
+    return 1.0
+
+
+@rule("complete")
+def _complete(ctx: _Context, concept: PropertyConcept) -> float:
+    """The structure keeps BORDER_MARGIN_PX clear of the field-of-view edge."""
+    return float(not touches_border(ctx.masks[str(concept.structure)], ctx.fov))
+
+
+@rule("magnified")
+def _magnified(ctx: _Context, concept: PropertyConcept) -> float:
+    """The structure's area is at least ``param`` of the field-of-view area."""
+    return float(area_fraction(ctx.masks[str(concept.structure)], ctx.fov) >= _param(concept))
+
+
+@rule("spans")
+def _spans(ctx: _Context, concept: PropertyConcept) -> float:
+    """The structure's rod length is at least ``param`` of the field-of-view width."""
+    s = str(concept.structure)
+    width = fov_width(ctx.fov, ctx.masks[s].shape)
+    return float(width > 0 and ctx.segment(s).length >= _param(concept) * width)
+
+
+@rule("round")
+def _round(ctx: _Context, concept: PropertyConcept) -> float:
+    """The fitted ellipse's minor/major axis ratio is at least ``param``."""
+    return float(ctx.ellipse(str(concept.structure)).axis_ratio >= _param(concept))
+
+
+@rule("horizontal")
+def _horizontal(ctx: _Context, concept: PropertyConcept) -> float:
+    """The rod's angle to the horizontal is under ``param`` degrees."""
+    return float(ctx.segment(str(concept.structure)).angle_deg < _param(concept))
+
+
+@rule("symmetric")
+def _symmetric(ctx: _Context, concept: PropertyConcept) -> float:
+    """The line of the second structure (the falx) splits the first into equal halves along its long axis."""
+    structure, midline = concept.derived_from[:2]
+    if not ctx.present[midline]:
+        return 0.0
+    return float(head_symmetry(ctx.masks[structure], ctx.masks[midline]).symmetric)
+
+
+@rule("gain")
+def _gain(ctx: _Context, concept: PropertyConcept) -> float:
+    """The image inside the field of view is neither too dark nor saturated (see :class:`Gain`)."""
+    if ctx.image is None:
+        raise ValueError(f"property concept {concept.name!r}: rule 'gain' needs the image")
+    return float(image_gain(ctx.image, ctx.fov).adequate)
+
+
+@rule("length")
+def _length(ctx: _Context, concept: PropertyConcept) -> float | None:
+    """The concept's ``length`` of its structure in mm; None without a pixel spacing."""
+    if not ctx.spacing:
+        return None
+    return ctx.mm(LENGTHS[str(concept.length)](ctx, str(concept.structure)))
+
+
+def register_property_concept(concept: PropertyConcept) -> PropertyConcept:
+    """Add a property concept after the built-in ones (a plug-in's, or a test's): every layer — the
+    labels derived from masks, the model's property head, the reports — then handles it.
+
+    It must run before anything above the ontology (``pcbm.data``, ``pcbm.models``, ``pcbm.explain``,
+    …) is imported, since those bind the concept lists at import.
+
+    Raises:
+        RuntimeError: such a module is imported already.
+        ValueError: the name is taken, a structure or the family is unknown, or no rule implements it.
+    """
+    if concept.rule.name not in RULES or (concept.length is not None and concept.length not in LENGTHS):
+        raise ValueError(f"property concept {concept.name!r}: no rule implements {concept.rule} "
+                         f"(length {concept.length}); rules: {', '.join(RULES)}; lengths: {', '.join(LENGTHS)}")
+    return ontology._add_property_concept(concept)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import typing
@@ -10,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pcbm.data.sample import Sample
-from pcbm.errors import InputError
+from pcbm.errors import InputError, unknown_name
 
 _REGISTRY: dict[str, Callable[..., SampleDataset]] = {}
 
@@ -176,13 +175,10 @@ def _check_options(kind: str, factory: Callable[..., SampleDataset], options: di
     sig = inspect.signature(factory)
     params = list(sig.parameters.values())[1:]  # the first is the path
     named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "lenient"}
-    known = ", ".join([*named, "split"])
     if not any(p.kind == p.VAR_KEYWORD for p in params):
         for key in options:
             if key not in named:
-                close = difflib.get_close_matches(key, list(named), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise InputError(f"unknown option {key!r} in data spec {spec!r}{hint or ';'} known for {kind}: {known}")
+                raise unknown_name(key, [*named, "split"], "option", f" in data spec {spec!r}")
     try:
         hints = typing.get_type_hints(factory)
     except Exception:  # noqa: BLE001 - an unresolvable annotation only loses the type check
@@ -231,10 +227,7 @@ def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed:
     kind, path, options = parse_spec(spec)
     _load_builtin()
     if kind not in _REGISTRY:
-        close = difflib.get_close_matches(kind, list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InputError(f"unknown dataset kind {kind!r} in data spec {spec!r}{hint or ';'} known: "
-                         f"{', '.join(sorted(_REGISTRY))}")
+        raise unknown_name(kind, sorted(_REGISTRY), "dataset kind", f" in data spec {spec!r}")
     split = str(options.pop("split", split))
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r} in data spec {spec!r}; choose {', '.join(SPLITS)}")

@@ -24,8 +24,6 @@ from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NA
 from pcbm.errors import InputError
 from pcbm.explain.report import ConceptReport, MeasurementRow, checklist_for
 
-_STRUCTURE_OF = {"hc": "head", "bpd": "head", "ofd": "head", "ac": "abdomen", "fl": "femur", "femur_angle": "femur"}
-_WANTED = {"hc_mm": ("hc",), "bpd_mm": ("bpd",), "ofd_mm": ("ofd",), "ac_mm": ("ac",), "fl_mm": ("fl", "femur_angle")}
 ImageLike = Any  # np.ndarray (H, W) uint8 | pcbm.data.Sample | str | os.PathLike (image or DICOM file)
 
 
@@ -127,12 +125,13 @@ def _training_data(conf: Any) -> str | None:
 
 
 def _measurements(masks: np.ndarray, plane: str, spacing: float | None, notes: list[str]) -> list[MeasurementRow]:
+    from pcbm.concepts import measurement_keys, measurement_structure
     from pcbm.concepts.measure import measure
 
     p = get_plane(plane)
-    keys = [k for m in p.measurements for k in _WANTED[m]] if p.measurements else (
-        list(_STRUCTURE_OF) if not p.known else [])
-    structures = {_STRUCTURE_OF[k] for k in keys}
+    order = measurement_keys()  # every biometry key, in the ontology's order
+    keys = measurement_keys(plane) if p.measurements else (order if not p.known else ())
+    structures = {measurement_structure(k) for k in keys}
     rows = []
     for s in sorted(structures):
         m = masks[VISUAL_CONCEPT_NAMES.index(s)] > 0.5
@@ -144,7 +143,6 @@ def _measurements(masks: np.ndarray, plane: str, spacing: float | None, notes: l
             notes.append(f"could not measure {s}: {e}")
             continue
         rows += [MeasurementRow(k, float(found[k].value), found[k].unit) for k in keys if k in found]
-    order = list(_STRUCTURE_OF)
     return sorted(rows, key=lambda r: order.index(r.name))
 
 
@@ -174,38 +172,20 @@ def explain_image(
         top_k: how many contributing concepts to list.
         source: the name shown for the image (default: the file path).
     """
-    import torch
+    from pcbm.explain.explainers import DecisionExplainer
+    from pcbm.models.inference import original_masks, run_model
 
-    from pcbm.explain.explainers import DecisionExplainer, PixelExplainer
-    from pcbm.models.inference import original_masks, run_model, to_input
-    from pcbm.validate import pixel_spacing as valid_spacing
-
-    if getattr(model, "concept_free", False):
-        raise InputError("a concept report needs a concept model (PCBM), not the concept-free baseline")
+    model.family.require_concepts("a concept report")
     img, name, notes, found, found_source = load_image(image)
-    if pixel_spacing_mm is None:
-        pixel_spacing_mm, spacing_source = found, found_source
-    else:
-        pixel_spacing_mm = valid_spacing(pixel_spacing_mm, "pixel spacing")
-        spacing_source = spacing_source or "given by the caller"
+    pixel_spacing_mm, spacing_source = _spacing(pixel_spacing_mm, spacing_source, found, found_source)
     out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
     plane = PLANE_NAMES[int(out.plane_index[0])]
     masks = original_masks(out, 0, box)  # (V, H, W)
-    props: dict[str, float | None] = {}
-    for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
-        v = float(out.properties[0, i])
-        props[n] = None if (not bool(out.applicable[0, i]) or math.isnan(v)) else round(v, 4)
     intervened = set(getattr(intervention, "properties", {}) or {})
     raw = {n: float(out.properties[0, i]) for i, n in enumerate(PROPERTY_CONCEPT_NAMES)}  # what assess() read
     checklist = checklist_for(plane, raw, intervened)
     contrib = DecisionExplainer(model).attribute(out.concept_inputs, target=plane)
-    heat, heat_method = None, None
-    if heatmap:
-        x, _ = to_input([img], model.input_size)
-        with torch.enable_grad():
-            attr = PixelExplainer(model, heatmap).attribute(x.contiguous(), target=plane)
-        heat = _crop(attr.heatmap(0), box)
-        heat_method = heatmap
+    heat = _heatmap(model, img, box, plane, heatmap) if heatmap else None
     return ConceptReport(
         image=img,
         masks={n: masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
@@ -221,13 +201,44 @@ def explain_image(
         contributions=contrib.top(top_k),
         contribution_method=contrib.method,
         heatmap=heat,
-        heatmap_method=heat_method,
-        properties=props,
+        heatmap_method=heatmap if heatmap else None,
+        properties=_shown_properties(out),
         model=model_card(model, info),
         source=source or name,
         interventions=describe_intervention(intervention),
         notes=notes,
     )
+
+
+def _spacing(given: float | None, given_source: str | None, found: float | None,
+             found_source: str | None) -> tuple[float | None, str | None]:
+    """The pixel spacing and its source: the caller's (validated) wins over the image's own."""
+    from pcbm.validate import pixel_spacing as valid_spacing
+
+    if given is None:
+        return found, found_source
+    return valid_spacing(given, "pixel spacing"), given_source or "given by the caller"
+
+
+def _shown_properties(out: Any) -> dict[str, float | None]:
+    """The property concepts as the report shows them: None where not applicable or not measured."""
+    props: dict[str, float | None] = {}
+    for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
+        v = float(out.properties[0, i])
+        props[n] = None if (not bool(out.applicable[0, i]) or math.isnan(v)) else round(v, 4)
+    return props
+
+
+def _heatmap(model: Any, img: np.ndarray, box: Any, plane: str, method: str) -> np.ndarray:
+    """The pixel attribution map of ``plane`` at the original image's size."""
+    import torch
+
+    from pcbm.explain.explainers import PixelExplainer
+
+    x, _ = model.prepare([img])
+    with torch.enable_grad():
+        attr = PixelExplainer(model, method).attribute(x.contiguous(), target=plane)
+    return _crop(attr.heatmap(0), box)
 
 
 def _crop(heat: np.ndarray, box: Any) -> np.ndarray:

@@ -57,13 +57,12 @@ class ConceptSet:
         """Run ``model`` once over ``samples`` (pcbm.data.Sample) and collect predicted vs true concepts."""
         import torch
 
-        from pcbm.models.inference import to_input
 
         pred, true, zero, planes, std, ids = [], [], [], [], [], []
         model.eval()
         for start in range(0, len(samples), batch_size):
             batch = [samples[i] for i in range(start, min(start + batch_size, len(samples)))]
-            x, boxes = to_input([s.image for s in batch], model.input_size)
+            x, boxes = model.prepare([s.image for s in batch])
             ls = torch.tensor([float(b.long_side) for b in boxes])
             with torch.inference_mode():
                 out = model(x, long_side=ls)

@@ -255,8 +255,7 @@ def intervene(
     """
     from pcbm.models.inference import run_model
 
-    if getattr(model, "concept_free", False):
-        raise InputError("the concept-free baseline has no concepts to intervene on")
+    model.family.require_concepts("an intervention")
     img, _, _, spacing, _ = load_image(image)
     pixel_spacing_mm = pixel_spacing_mm or spacing
     iv = build_intervention(model, img, set, erase, paint, pixel_spacing_mm)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from pcbm._io import atomic_open, atomic_path, jsonable
-from pcbm.concepts import get_plane, get_property_concept
+from pcbm.concepts import get_plane, get_property_concept, measurement_label
 from pcbm.errors import InputError
 
 STATUS_LABELS = {
@@ -32,7 +32,6 @@ STATUS_LABELS = {
     "close_to_standard": "close to standard",
     "not_a_known_plane": "not a known plane",
 }
-MEASUREMENT_LABELS = {"hc": "HC", "bpd": "BPD", "ofd": "OFD", "ac": "AC", "fl": "FL", "femur_angle": "femur angle"}
 
 
 @dataclass
@@ -75,7 +74,8 @@ class MeasurementRow:
 
     @property
     def label(self) -> str:
-        return MEASUREMENT_LABELS.get(self.name, self.name)
+        """The ontology's label ("HC", "femur angle"); the name itself for a key it does not know."""
+        return measurement_label(self.name)
 
     def __str__(self) -> str:
         return f"{self.label} {self.value:.1f} {self.unit}"

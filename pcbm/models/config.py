@@ -26,6 +26,8 @@ INPUT_NORMS = ("none", "instance")
 @dataclass(frozen=True)
 class ModelConfig:
     name: str  # registry name (kept in the run's config so a run can be rebuilt)
+    family: str = "pcbm"  # model family (pcbm.models.families): "pcbm", "concept_free" (encoder -> plane
+    # head) or a pretrained reference classifier ("sononet16")
     arch: str = "Unet"  # segmentation_models_pytorch architecture class name
     encoder: str = "tu-resnet18"  # smp encoder name ("resnet18", "mobilenet_v2", "tu-<timm name>", …)
     encoder_depth: int = 4  # encoder stages used (3–5); fewer = smaller and faster
@@ -41,10 +43,11 @@ class ModelConfig:
     # the property head still sees the raw image, which is where gain_adequate is judged)
     decision: str = "linear"  # "linear" (each weight is evidence) or "mlp"
     decision_hidden: int = 64  # hidden width when decision == "mlp"
-    concept_free: bool = False  # True: baseline without concepts (encoder -> plane head directly)
     min_confidence: float = 0.5  # below this top plane probability the status is "not_a_known_plane"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.family, str) or not self.family:  # the name is looked up when the model is built
+            raise InputError(f"family must be a model family name, got {self.family!r}")
         if self.arch not in _ARCHS:
             raise InputError(f"unknown architecture {self.arch!r}; choose from {', '.join(_ARCHS)}")
         if not 3 <= self.encoder_depth <= 5:
@@ -76,11 +79,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k not in _RETIRED}
+        d = _legacy_family({k: v for k, v in d.items() if k not in _RETIRED})
         unknown = sorted(set(d) - known)
         if unknown:
             raise InputError(f"unknown model config keys {unknown}; known: {', '.join(sorted(known))}")
-        d = dict(d)
         for key in ("decoder_channels", "property_cnn_channels"):
             if key in d:
                 d[key] = tuple(d[key])
@@ -88,6 +90,20 @@ class ModelConfig:
 
 
 _RETIRED = ("extras",)  # keys that runs written by earlier versions carry; read and ignored
+
+
+def _legacy_family(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` with the ``concept_free`` bool of runs written before model families turned into ``family``."""
+    d = dict(d)
+    if "concept_free" not in d:
+        return d
+    flag = d.pop("concept_free")
+    if not isinstance(flag, bool):
+        raise InputError(f"concept_free must be true or false, got {flag!r} (newer configs name a family instead)")
+    family = "concept_free" if flag else "pcbm"
+    if d.setdefault("family", family) != family:
+        raise InputError(f"model config has concept_free={str(flag).lower()} and family={d['family']!r}, which disagree")
+    return d
 _REGISTRY: dict[str, ModelConfig] = {}
 
 
@@ -108,7 +124,7 @@ def get_model_config(name: str, **overrides: Any) -> ModelConfig:
         KeyError: unknown name, with the closest registered one and the list.
     """
     cfg = look_up(name, _REGISTRY, "model config")
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+    return dataclasses.replace(cfg, **_legacy_family(overrides)) if overrides else cfg
 
 
 # tiny: for tests and smoke runs — 0.4 M parameters, well under a second per batch on CPU.
@@ -122,7 +138,7 @@ register_model_config(
 register_model_config(
     ModelConfig(
         "tiny_baseline", encoder="tu-resnet10t", encoder_depth=3, decoder_channels=(16, 8, 8), input_size=64,
-        concept_free=True, input_norm="instance",
+        family="concept_free", input_norm="instance",
     )
 )
 # small: the default — ResNet-18 (4 stages, 3.6 M parameters, ~15 MB) U-Net at 256 px.
@@ -130,4 +146,7 @@ register_model_config(ModelConfig("small", input_norm="instance"))
 # small_mlp: as small, with a one-hidden-layer MLP decision instead of the linear one.
 register_model_config(ModelConfig("small_mlp", decision="mlp", input_norm="instance"))
 # baseline: concept-free comparison — the same encoder, a direct plane (+ standardness) head.
-register_model_config(ModelConfig("baseline", concept_free=True, input_norm="instance"))
+register_model_config(ModelConfig("baseline", family="concept_free", input_norm="instance"))
+# sononet16: the pretrained SonoNet-16 reference classifier (pcbm.models.sononet; 224 × 288 input of its
+# own, 288 its long side; the smp fields are unused). load_model("sononet16") loads its weights.
+register_model_config(ModelConfig("sononet16", family="sononet16", encoder="sononet16", input_size=288))

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane, get_property_concept
 from pcbm.data.preprocess import Letterbox, letterbox, unletterbox
 from pcbm.errors import InputError
 from pcbm.models.output import Intervention, PCBMOutput
 
-_MEASURED = {"hc_mm": ("head", "hc"), "bpd_mm": ("head", "bpd"), "ofd_mm": ("head", "ofd"),
-             "ac_mm": ("abdomen", "ac"), "fl_mm": ("femur", "fl")}
+if TYPE_CHECKING:
+    from pcbm.models.families import FamilyModel
 
 
 def to_input(images: Sequence[np.ndarray], size: int) -> tuple[torch.Tensor, list[Letterbox]]:
@@ -37,24 +36,23 @@ def to_input(images: Sequence[np.ndarray], size: int) -> tuple[torch.Tensor, lis
 
 @torch.inference_mode()
 def run_model(
-    model: nn.Module,
+    model: FamilyModel,
     images: Sequence[np.ndarray],
     pixel_spacing_mm: Sequence[float | None] | float | None = None,
     intervention: Intervention | None = None,
 ) -> tuple[PCBMOutput, list[Letterbox]]:
-    """Preprocess ``images`` and run ``model`` once on the batch."""
-    x, boxes = to_input(images, model.input_size)
+    """Preprocess ``images`` as the model's family does (``model.prepare``: pcbm's letterbox unless the
+    family has its own input, as SonoNet-16) and run ``model`` (one forward contract) once on the batch."""
+    x, boxes = model.prepare(images)
     x = x.to(next(model.parameters()).device)
     spacing = _spacings(pixel_spacing_mm, len(images))
     sp = torch.tensor([math.nan if s is None else float(s) for s in spacing], device=x.device)
     ls = torch.tensor([float(b.long_side) for b in boxes], device=x.device)
-    if getattr(model, "concept_free", False):
-        return model(x), boxes
     return model(x, intervention, pixel_spacing_mm=sp, long_side=ls), boxes
 
 
 def predict_images(
-    model: nn.Module,
+    model: FamilyModel,
     images: Sequence[np.ndarray],
     pixel_spacing_mm: Sequence[float | None] | float | None = None,
     names: Sequence[str] | None = None,
@@ -63,16 +61,18 @@ def predict_images(
 ) -> list[dict[str, Any]]:
     """One JSON-ready dict per image: image, plane, plane_probs, status, standard, properties
     (null where not applicable), measurements (from the ellipse / segment fitted to the predicted
-    mask at the original resolution; mm with a pixel spacing, px without) and missing_criteria."""
+    mask at the original resolution; mm with a pixel spacing, px without) and missing_criteria; for a
+    reference classifier (a family with a ``plane_map``, e.g. SonoNet-16) also ``model_class`` and
+    ``model_class_probs``, its own classes."""
     spacing = _spacings(pixel_spacing_mm, len(images))
     names = list(names) if names is not None else [f"image_{i}" for i in range(len(images))]
     results: list[dict[str, Any]] = []
+    has_concepts, classes = model.family.has_concepts, tuple(model.family.plane_map or ())
     for start in range(0, len(images), batch_size):
         chunk = slice(start, start + batch_size)
         out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
         for j, box in enumerate(boxes):
-            results.append(_to_dict(out, j, box, names[start + j], spacing[start + j],
-                                    getattr(model, "concept_free", False)))
+            results.append(_to_dict(out, j, box, names[start + j], spacing[start + j], has_concepts, classes))
     return results
 
 
@@ -85,34 +85,40 @@ def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) 
     """Biometry of the predicted plane's structures from (V, H, W) original-size probabilities."""
     from pcbm.concepts.measure import measure
 
-    wanted = get_plane(plane).measurements
-    structures = {_MEASURED[m][0] for m in wanted}
+    wanted = [get_property_concept(m) for m in get_plane(plane).measurements]
+    structures = {str(c.structure) for c in wanted}
     if not structures:
         return {}
     ms = {s: masks[VISUAL_CONCEPT_NAMES.index(s)] > 0.5 for s in structures}
     found = measure(ms, pixel_spacing_mm=pixel_spacing_mm)
     unit = "mm" if pixel_spacing_mm else "px"
     out = {}
-    for m in wanted:
-        key = _MEASURED[m][1]
+    for c in wanted:
+        key = c.measurement_keys[0]  # the length (a rod's angle is left out)
         if key in found:
             out[f"{key}_{unit}"] = round(found[key].value, 2)
     return out
 
 
-def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float | None, concept_free: bool) -> dict:
+def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float | None, has_concepts: bool,
+             classes: Sequence[str] = ()) -> dict:
     plane = PLANE_NAMES[int(out.plane_index[j])]
     probs = {p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[j].tolist(), strict=True)}
     props: dict[str, float | None] = {}
     meas: dict[str, float] = {}
-    if not concept_free:
+    if has_concepts:
         for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
             v = float(out.properties[j, i])
             props[n] = None if (not bool(out.applicable[j, i]) or math.isnan(v)) else round(v, 4)
         meas = measurements(original_masks(out, j, box), plane, spacing)
-    return {"image": name, "plane": plane, "plane_probs": probs, "status": out.status[j],
-            "standard": bool(out.standard[j]), "properties": props, "measurements": meas,
-            "missing_criteria": list(out.missing[j])}
+    res = {"image": name, "plane": plane, "plane_probs": probs, "status": out.status[j],
+           "standard": bool(out.standard[j]), "properties": props, "measurements": meas,
+           "missing_criteria": list(out.missing[j])}
+    if out.class_probs is not None and classes:  # a reference classifier's own classes
+        own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
+        res["model_class"] = max(own, key=own.__getitem__)
+        res["model_class_probs"] = {c: round(float(v), 4) for c, v in own.items()}
+    return res
 
 
 def _spacings(value: Sequence[float | None] | float | None, n: int) -> list[float | None]:

@@ -1,4 +1,5 @@
-"""Saving and loading models: a run directory (``model.pt`` + ``config.json``) or the shipped default.
+"""Saving and loading models: a run directory (``model.pt`` + ``config.json``), the shipped default, or a
+pretrained reference classifier by its config name (``load_model("sononet16")``).
 
 A run directory is all the other commands need:
 
@@ -81,18 +82,28 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
     """Load a model for inference.
 
     Args:
-        ref: "default" (the shipped model) or a run directory written by ``pcbm train``.
+        ref: "default" (the shipped model), the config name of a pretrained reference family
+            (``"sononet16"``: built, with its published weights; like "default", the name wins over
+            a folder of that name, which ``./sononet16`` reaches), or a run directory written by
+            ``pcbm train``.
         device: where to put it.
 
     Returns:
         (model in eval mode, info) where info holds ``run_dir``, ``config`` (config.json, if any)
-        and ``metrics`` (metrics.json, if any).
+        and ``metrics`` (metrics.json, if any); for a pretrained reference, ``run_dir`` None,
+        ``config`` {"model": its config} and ``weights`` (the file read).
 
     Raises:
         InputError: no model there, or an unreadable one.
     """
     from pcbm.models.pcbm import build_model
 
+    pretrained = _pretrained_config(ref)
+    if pretrained is not None:
+        model = build_model(pretrained)
+        weights = model.load_pretrained()
+        return model.eval().to(device), {"run_dir": None, "config": {"model": pretrained.to_dict()}, "metrics": None,
+                                         "weights": str(weights)}
     run_dir = resolve_run(ref)
     file = run_dir / MODEL_FILE
     try:
@@ -118,6 +129,17 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read {p}: {_first_line(e)} (the run folder {run_dir} is damaged)") from None
     return model, info
+
+
+def _pretrained_config(ref: str | Path) -> ModelConfig | None:
+    """The registered config ``ref`` names when its family is a pretrained reference (not trainable)."""
+    from pcbm.models.config import get_model_config, list_model_configs
+    from pcbm.models.families import get_family
+
+    if not isinstance(ref, str) or ref not in list_model_configs():
+        return None
+    cfg = get_model_config(ref)
+    return None if get_family(cfg.family).trainable else cfg
 
 
 def _first_line(e: BaseException) -> str:

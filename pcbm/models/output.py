@@ -58,6 +58,8 @@ class PCBMOutput:
             for the concept-free baseline.
         standard_logit: (B,) the concept-free baseline's own standardness logit; None for a PCBM,
             whose standardness comes from the ontology's criteria on its properties.
+        class_probs: (B, C) a reference classifier's probabilities over its own classes, in the order
+            of its family's ``plane_map`` (e.g. SonoNet-16's "BRAIN-CB"); None for our own families.
     """
 
     mask_logits: torch.Tensor
@@ -72,6 +74,7 @@ class PCBMOutput:
     missing: list[list[str]]
     concept_inputs: torch.Tensor | None = None
     standard_logit: torch.Tensor | None = None
+    class_probs: torch.Tensor | None = None
 
     @property
     def plane_index(self) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The PCBM composite (segmenter -> property head -> decision) and the concept-free baseline.
+"""The PCBM composite (segmenter -> property head -> decision) and the concept-free baseline:
+the model families ``pcbm`` and ``concept_free`` (:mod:`pcbm.models.families`).
 
 Example:
     >>> import torch
@@ -19,21 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES, anchor_of
 from pcbm.errors import InputError
 from pcbm.models.config import ModelConfig, get_model_config
 from pcbm.models.decision import LinearDecision, MLPDecision, assess
+from pcbm.models.families import FamilyModel, ModelFamily, get_family, register_family
 from pcbm.models.output import Intervention, PCBMOutput
 from pcbm.models.property_head import BINARY_INDEX, CONTINUOUS_INDEX, PropertyHead
 
 N_VISUAL, N_PROPS, N_PLANES = len(VISUAL_CONCEPT_NAMES), len(PROPERTY_CONCEPT_NAMES), len(PLANE_NAMES)
-# the property whose presence makes the rest of its family applicable
-ANCHORS = {"head": "head_visible", "abdomen": "abdomen_visible", "femur": "femur_visible",
-           "thorax": "heart_visible", "cervix": "cervix_visible"}
-_ANCHOR_OF = [
-    None if (c.group == "any" or c.name in ANCHORS.values()) else PROPERTY_CONCEPT_NAMES.index(ANCHORS[c.group])
-    for c in PROPERTY_CONCEPTS
-]
+# index of the property whose presence makes each property applicable (its plane family's anchor)
+_ANCHOR_OF = [None if (a := anchor_of(c.name)) is None else PROPERTY_CONCEPT_NAMES.index(a) for c in PROPERTY_CONCEPTS]
 _CONT = torch.tensor(CONTINUOUS_INDEX)
 _BIN = torch.tensor(BINARY_INDEX)
 
@@ -92,7 +89,7 @@ def _as_batch(value: float | torch.Tensor | None, b: int, ref: torch.Tensor) -> 
     return t.expand(b) if t.numel() == 1 else t
 
 
-class PCBM(nn.Module):
+class PCBM(FamilyModel):
     """Progressive concept bottleneck model: image -> visual concepts -> property concepts -> plane.
 
     Submodules: ``segmenter`` (smp model, (B, 1, S, S) in [0, 1] -> (B, V, S, S) logits),
@@ -100,13 +97,10 @@ class PCBM(nn.Module):
     for the linear variant ``decision.linear`` is the ``nn.Linear(P, K)``).
     """
 
-    concept_free = False
+    FAMILY = "pcbm"
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        if cfg.concept_free:
-            raise InputError(f"config {cfg.name!r} is concept-free; build it with build_model()")
-        self.config = cfg
+        super().__init__(cfg)
         self.segmenter = build_segmenter(cfg)
         attach_input_norm(self.segmenter, cfg.input_norm)
         self.property_head = PropertyHead(cfg.property_cnn_channels, cfg.property_cnn_input, cfg.property_hidden,
@@ -115,10 +109,6 @@ class PCBM(nn.Module):
         self.register_buffer("_anchor_mask", torch.tensor([a is not None for a in _ANCHOR_OF]), persistent=False)
         self.register_buffer("_anchor_idx", torch.tensor([a if a is not None else 0 for a in _ANCHOR_OF]),
                              persistent=False)
-
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
 
     # ---- stages --------------------------------------------------------------------------------
     def forward(
@@ -242,33 +232,35 @@ class PCBM(nn.Module):
         return values
 
 
-class BaselineClassifier(nn.Module):
+class BaselineClassifier(FamilyModel):
     """Concept-free baseline: the same encoder, global pooling, a direct plane + standardness head.
 
     Returns a :class:`PCBMOutput` whose concept fields are NaN (masks (B, V, 1, 1)), applicable all
     False, and standardness from its own logit.
     """
 
-    concept_free = True
+    FAMILY = "concept_free"
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__()
+        super().__init__(cfg)
         from segmentation_models_pytorch.encoders import get_encoder
 
-        self.config = cfg
         self.encoder = get_encoder(cfg.encoder, in_channels=1, depth=cfg.encoder_depth, weights=None)
         if cfg.encoder_weights_path:
             _load_encoder_weights(self.encoder, cfg.encoder_weights_path)
         attach_input_norm(self.encoder, cfg.input_norm)
         self.head = nn.Linear(self.encoder.out_channels[-1], N_PLANES + 1)
 
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
-
-    def forward(self, image: torch.Tensor, intervention: Intervention | None = None, **_: object) -> PCBMOutput:
+    def forward(
+        self,
+        image: torch.Tensor,
+        intervention: Intervention | None = None,
+        pixel_spacing_mm: float | torch.Tensor | None = None,
+        long_side: float | torch.Tensor | None = None,
+    ) -> PCBMOutput:
+        """Plane and standardness from the pooled encoder features (spacing and long side unused)."""
         if intervention:
-            raise InputError("the concept-free baseline has no concepts to intervene on")
+            self.family.require_concepts("an intervention")
         feats = self.encoder(image)[-1]  # (B, C, S/2^d, S/2^d)
         logits = self.head(feats.mean((2, 3)))  # (B, K + 1)
         plane_logits, std_logit = logits[:, :N_PLANES], logits[:, N_PLANES]
@@ -285,13 +277,23 @@ class BaselineClassifier(nn.Module):
                           plane_logits, probs, standard, status, [[] for _ in range(b)], standard_logit=std_logit)
 
 
-def build_model(cfg: ModelConfig | str, **overrides: object) -> PCBM | BaselineClassifier:
-    """Build a model from a config or a registered config name (random init)."""
+register_family(ModelFamily("pcbm", PCBM, has_concepts=True, encoder="segmenter.encoder",
+                            description="segmenter -> property concepts -> plane decision"))
+register_family(ModelFamily("concept_free", BaselineClassifier, has_concepts=False, encoder="encoder",
+                            description="the same encoder, pooled -> plane + standardness head"))
+
+
+def build_model(cfg: ModelConfig | str, **overrides: object) -> FamilyModel:
+    """Build a model of ``cfg.family`` from a config or a registered config name (random init).
+
+    Raises:
+        UnknownNameError: an unknown config or family name (did-you-mean and the list).
+    """
     if isinstance(cfg, str):
         cfg = get_model_config(cfg, **overrides)
     elif overrides:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, **overrides)
-    model = BaselineClassifier(cfg) if cfg.concept_free else PCBM(cfg)
+    model = get_family(cfg.family).builder(cfg)
     return model.to(memory_format=torch.channels_last)

@@ -27,21 +27,21 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pcbm.concepts import CONTINUOUS_PROPERTIES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.concepts import CONTINUOUS_PROPERTIES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_property_concept
 
 N_VISUAL = len(VISUAL_CONCEPT_NAMES)
 N_PROPS = len(PROPERTY_CONCEPT_NAMES)
 BINARY_INDEX = [i for i, n in enumerate(PROPERTY_CONCEPT_NAMES) if n not in CONTINUOUS_PROPERTIES]
 CONTINUOUS_INDEX = [PROPERTY_CONCEPT_NAMES.index(n) for n in CONTINUOUS_PROPERTIES]
 _V = {n: i for i, n in enumerate(VISUAL_CONCEPT_NAMES)}
-# continuous property -> (visual concept, which analytic length)
-_ANALYTIC = {"hc_mm": ("head", "perimeter"), "bpd_mm": ("head", "minor"), "ofd_mm": ("head", "major"),
-             "ac_mm": ("abdomen", "perimeter"), "fl_mm": ("femur", "rod")}
+# (channel, which analytic length) of each continuous property, as its ontology entry says
+_ANALYTIC = [(_V[str(c.structure)], str(c.length)) for c in map(get_property_concept, CONTINUOUS_PROPERTIES)]
 PER_CHANNEL = 13
 FOV_THRESHOLD = 0.03  # image value (0..1) above which a pixel is inside the scan sector
 EDGE_BAND = 2  # pixels (model frame) counted as "touching the sector edge"
@@ -103,17 +103,24 @@ def ellipse_perimeter(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return math.pi * (a + b) * (1 + 3 * h / (10 + torch.sqrt(4 - 3 * h)))
 
 
+def _semi_axes(mom: dict[str, torch.Tensor], i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Semi-axes (major, minor) of channel ``i`` as a filled ellipse, which has variance a²/4 per axis."""
+    return 2 * torch.sqrt(mom["l1"][:, i] + 1e-12), 2 * torch.sqrt(mom["l2"][:, i] + 1e-12)
+
+
+#: (moments, channel) -> (B,) length, by the ontology's ``length`` of a continuous property
+LENGTHS: dict[str, Callable[[dict[str, torch.Tensor], int], torch.Tensor]] = {
+    "perimeter": lambda mom, i: ellipse_perimeter(*_semi_axes(mom, i)),
+    "minor": lambda mom, i: 2 * _semi_axes(mom, i)[1],
+    "major": lambda mom, i: 2 * _semi_axes(mom, i)[0],
+    "rod": lambda mom, i: torch.sqrt(12 * mom["l1"][:, i] + 1e-12),  # a thin rod of length L: variance L²/12
+}
+
+
 def analytic_lengths(mom: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B, n_continuous) normalised lengths from moments: a filled ellipse has variance a²/4 per axis;
-    a thin rod of length L has variance L²/12 along it."""
-    cols = []
-    for name in CONTINUOUS_PROPERTIES:
-        ch, kind = _ANALYTIC[name]
-        i = _V[ch]
-        a, b = 2 * torch.sqrt(mom["l1"][:, i] + 1e-12), 2 * torch.sqrt(mom["l2"][:, i] + 1e-12)
-        cols.append({"perimeter": ellipse_perimeter(a, b), "minor": 2 * b, "major": 2 * a,
-                     "rod": torch.sqrt(12 * mom["l1"][:, i] + 1e-12)}[kind])
-    return torch.stack(cols, 1)
+    """(B, n_continuous) normalised lengths from moments, each continuous property's ``length`` of
+    its structure: a filled ellipse has variance a²/4 per axis; a thin rod of length L has L²/12."""
+    return torch.stack([LENGTHS[kind](mom, i) for i, kind in _ANALYTIC], 1)
 
 
 class MaskFeatures(nn.Module):

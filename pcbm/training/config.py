@@ -36,9 +36,9 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOSS_TERMS = ("segmentation", "properties", "plane", "standard")
 
 
-def _setting(default: Any = None, help: str | None = None, flags: str | None = None,
-             factory: Any = None) -> Any:
-    """A TrainConfig field. With ``help`` it is also a ``pcbm train`` option (``--name-with-dashes``, or
+def setting(default: Any = None, help: str | None = None, flags: str | None = None,
+            factory: Any = None) -> Any:
+    """A settings-dataclass field. With ``help`` it is also a command-line option (``--name-with-dashes``, or
     ``flags`` such as ``"--progress/--quiet"`` for a switch); without, it is set in a ``--config`` file only."""
     meta = {"help": help, "flags": flags}
     if factory is not None:
@@ -50,49 +50,49 @@ def _setting(default: Any = None, help: str | None = None, flags: str | None = N
 class TrainConfig:
     """Every training setting, with its ``pcbm train`` option and help (the CLI is built from these fields)."""
 
-    data: tuple[str, ...] = _setting(("phantom",), "Data spec, repeatable; SPEC@WEIGHT sets its share (e.g. hc18:PATH@2).")
-    out: str = _setting("runs/pcbm", "Run directory to write (model.pt, config.json, metrics.json, logs/); built in "
+    data: tuple[str, ...] = setting(("phantom",), "Data spec, repeatable; SPEC@WEIGHT sets its share (e.g. hc18:PATH@2).")
+    out: str = setting("runs/pcbm", "Run directory to write (model.pt, config.json, metrics.json, logs/); built in "
                         "OUT.partial/ and renamed onto OUT when complete. A non-empty OUT is refused unless --overwrite.")
-    model: str = _setting("small", "Registered model config: tiny, small, small_mlp, baseline, …")
-    init: str | None = _setting(None, "Start from this run's weights (RUN_DIR or default) to fine-tune; its model config "
+    model: str = setting("small", "Registered model config: tiny, small, small_mlp, baseline, …")
+    init: str | None = setting(None, "Start from this run's weights (RUN_DIR or default) to fine-tune; its model config "
                                 f"is kept; without --lr, the fine-tuning preset: --lr {FINETUNE_LR:g} and --freeze-batchnorm.")
-    freeze_encoder: bool = _setting(False, "Keep the encoder fixed (no gradient, BatchNorm statistics kept): fine-tune "
+    freeze_encoder: bool = setting(False, "Keep the encoder fixed (no gradient, BatchNorm statistics kept): fine-tune "
                                     "only the decoder and heads.", "--freeze-encoder/--no-freeze-encoder")
-    freeze_batchnorm: bool | None = _setting(None, "Keep every BatchNorm layer's running statistics (its weights still "
+    freeze_batchnorm: bool | None = setting(None, "Keep every BatchNorm layer's running statistics (its weights still "
                                              "learn); default on with --init and no --lr (the fine-tuning preset), else off.",
                                              "--freeze-batchnorm/--no-freeze-batchnorm")
-    model_overrides: dict[str, Any] = _setting(factory=dict)  # ModelConfig fields to replace (--config only)
-    size: int | None = _setting(None, "Input size S (square, letterboxed).")
-    mode: str = _setting("sequential", "independent, sequential or joint.")
-    epochs: int = _setting(10, "Maximum epochs.")
-    max_steps: int = _setting(-1, "Stop after this many optimiser steps (-1: no limit).")
-    epoch_size: int | None = _setting(None, "Training draws per epoch (default: all training samples).")
-    batch_size: int = _setting(16, "Images per optimiser step.")
-    lr: float | None = _setting(None, f"Peak learning rate (AdamW, one-cycle); default {DEFAULT_LR:g}, or "
+    model_overrides: dict[str, Any] = setting(factory=dict)  # ModelConfig fields to replace (--config only)
+    size: int | None = setting(None, "Input size S (square, letterboxed).")
+    mode: str = setting("sequential", "independent, sequential or joint.")
+    epochs: int = setting(10, "Maximum epochs.")
+    max_steps: int = setting(-1, "Stop after this many optimiser steps (-1: no limit).")
+    epoch_size: int | None = setting(None, "Training draws per epoch (default: all training samples).")
+    batch_size: int = setting(16, "Images per optimiser step.")
+    lr: float | None = setting(None, f"Peak learning rate (AdamW, one-cycle); default {DEFAULT_LR:g}, or "
                                 f"{FINETUNE_LR:g} (1/10) with --init.")
-    weight_decay: float = _setting(1e-4, "AdamW weight decay.")
-    loss_weights: dict[str, float] = _setting(factory=dict)  # segmentation/properties/plane/standard (--config only)
-    augment: bool = _setting(True, "Train with augmentations (--no-augment: without).", "--augment/--no-augment")
-    val_fraction: float = _setting(0.2, "Share of every source's subjects held out for validation.")
-    seed: int = _setting(0, "Seed for weights, sampling and augmentation: a run with the same seed and settings repeats.")
-    split_seed: int = _setting(0, "Seed of the subject-level train/val split (default 0, the split `SPEC?split=val` "
+    weight_decay: float = setting(1e-4, "AdamW weight decay.")
+    loss_weights: dict[str, float] = setting(factory=dict)  # segmentation/properties/plane/standard (--config only)
+    augment: bool = setting(True, "Train with augmentations (--no-augment: without).", "--augment/--no-augment")
+    val_fraction: float = setting(0.2, "Share of every source's subjects held out for validation.")
+    seed: int = setting(0, "Seed for weights, sampling and augmentation: a run with the same seed and settings repeats.")
+    split_seed: int = setting(0, "Seed of the subject-level train/val split (default 0, the split `SPEC?split=val` "
                                "evaluates); keep it fixed across --init stages.")
-    workers: int | None = _setting(None, "DataLoader workers (default: CPU count - 1, at most 8).")
-    threads: int = _setting(2, "torch CPU threads.")
-    accelerator: str = _setting("auto", "auto, cpu or gpu.")
-    precision: str = _setting("auto", "Lightning precision: auto (default: bf16-mixed where the GPU or CPU computes "
+    workers: int | None = setting(None, "DataLoader workers (default: CPU count - 1, at most 8).")
+    threads: int = setting(2, "torch CPU threads.")
+    accelerator: str = setting("auto", "auto, cpu or gpu.")
+    precision: str = setting("auto", "Lightning precision: auto (default: bf16-mixed where the GPU or CPU computes "
                               "bf16 natively, else 32-true), 32-true, bf16-mixed, …")
-    refit_decision: int = _setting(0, "After training, refit the decision on predicted concepts of N samples per source.")
-    refit_weights: tuple[float, ...] | None = _setting(None, "Comma-separated per-source sample weights for the "
+    refit_decision: int = setting(0, "After training, refit the decision on predicted concepts of N samples per source.")
+    refit_weights: tuple[float, ...] | None = setting(None, "Comma-separated per-source sample weights for the "
                                                        "refit, e.g. 1,0.1.")
-    max_time_min: float | None = _setting(None, "Stop after this many minutes of training (safety net; resumed "
+    max_time_min: float | None = setting(None, "Stop after this many minutes of training (safety net; resumed "
                                           "sessions count together).")
-    checkpoint_every: int = _setting(200, "Optimiser steps between checkpoints in OUT.partial/checkpoints/ (default "
+    checkpoint_every: int = setting(200, "Optimiser steps between checkpoints in OUT.partial/checkpoints/ (default "
                                      "200; also at each epoch end and on Ctrl-C).")
-    fast_dev_run: bool = _setting(False)  # one batch of train and val, no run directory metrics (--config only)
-    val_batches: int = _setting(25, "Validation batches per epoch (the full-resolution evaluation at the end is separate).")
-    eval_limit: int | None = _setting(400, "Validation images evaluated at full resolution into metrics.json.")
-    progress: bool = _setting(True, "Progress bars (--quiet: none, and no Lightning INFO lines).", "--progress/--quiet")
+    fast_dev_run: bool = setting(False)  # one batch of train and val, no run directory metrics (--config only)
+    val_batches: int = setting(25, "Validation batches per epoch (the full-resolution evaluation at the end is separate).")
+    eval_limit: int | None = setting(400, "Validation images evaluated at full resolution into metrics.json.")
+    progress: bool = setting(True, "Progress bars (--quiet: none, and no Lightning INFO lines).", "--progress/--quiet")
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -150,15 +150,53 @@ class TrainConfig:
         return d
 
 
-def cli_options() -> list[dataclasses.Field[Any]]:
-    """The fields that are ``pcbm train`` options, in declaration order."""
-    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("help")]
+@dataclass(frozen=True)
+class RefinerTrainConfig:
+    """Settings of ``pcbm train-head`` (the head refiner, :mod:`pcbm.models.head_refiner`)."""
+
+    data: tuple[str, ...] = setting(("hc18:../shared/data/hc18",), "Head-labelled data spec, repeatable; only its "
+                                    "subject-level training split is read.")
+    out: str = setting("runs/head_refiner", "Folder to write (head_refiner.pt, config.json, metrics.json); copy "
+                       "head_refiner.pt into a model's run directory to use it there.")
+    size: int = setting(224, "Crop side in refiner pixels.")
+    encoder: str = setting("resnet18", "smp encoder of the refiner's U-Net.")
+    max_steps: int = setting(2500, "Optimiser steps.")
+    batch_size: int = setting(8, "Crops per optimiser step.")
+    lr: float = setting(2e-3, "Peak learning rate (AdamW, one-cycle).")
+    seed: int = setting(0, "Seed for weights, crops and augmentation.")
+    split_seed: int = setting(0, "Seed of the subject-level train/val split (0: the split `SPEC?split=val` evaluates).")
+    val_fraction: float = setting(0.2, "Share of subjects held out for validation.")
+    workers: int = setting(1, "DataLoader workers.")
+    threads: int = setting(2, "torch CPU threads.")
+    precision: str = setting("auto", "Lightning precision (auto: bf16-mixed where the CPU or GPU computes bf16).")
+    max_time_min: float | None = setting(None, "Stop after this many minutes of training.")
+    eval_limit: int | None = setting(None, "Validation images evaluated into metrics.json (default: all).")
+    progress: bool = setting(True, "Progress bars (--quiet: none).", "--progress/--quiet")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, tuple | list) or not self.data:
+            raise InputError(f"data must be one or more data specs, got {self.data!r}")
+        for name in ("size", "max_steps", "batch_size", "threads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.size < 32:
+            raise InputError(f"size must be at least 32, got {self.size}")
+        finite(self.lr, "lr", positive=True)
+        if not 0 < finite(self.val_fraction, "val_fraction") < 1:
+            raise InputError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        look_up(self.precision, PRECISIONS, "precision")
 
 
-def option_flag(name: str, value: Any = None) -> str:
+def cli_options(cls: type = TrainConfig) -> list[dataclasses.Field[Any]]:
+    """The fields of a settings dataclass (default TrainConfig) that are command-line options, in order."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("help")]
+
+
+def option_flag(name: str, value: Any = None, cls: type = TrainConfig) -> str:
     """The command-line flag of field ``name`` as a user types it for ``value`` (``progress=False`` ->
     ``--quiet``; no value: both forms of a switch, ``--progress/--quiet``)."""
-    f = next((f for f in dataclasses.fields(TrainConfig) if f.name == name), None)
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
     flags = f.metadata.get("flags") if f is not None else None
     if flags:
         on, _, off = flags.partition("/")

@@ -2,7 +2,7 @@
 
 Masks are compared at the *original* image size (predictions are mapped back through the
 letterbox) and HC is measured there, as in the HC18 challenge. A metric the data cannot support
-(no plane labels, no HC, a concept-free model) is None or absent — never a made-up zero.
+(no plane labels, no HC, a model family without concepts) is None or absent — never a made-up zero.
 
 Example:
     >>> from pcbm.models import build_model
@@ -47,89 +47,122 @@ def evaluate(
 ) -> dict[str, Any]:
     """Metrics of ``model`` on ``dataset`` (see the module docstring for the keys)."""
     model.eval()
-    concept_free = getattr(model, "concept_free", False)
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    k = len(PLANE_NAMES)
-    f1, bacc = MulticlassF1Score(k, average="macro"), MulticlassRecall(k, average="macro")
-    conf = MulticlassConfusionMatrix(k)
-    planes_seen = 0
-    std_hits: list[bool] = []
-    prop_pred: dict[str, list[float]] = defaultdict(list)
-    prop_true: dict[str, list[float]] = defaultdict(list)
-    meas_err: dict[str, list[float]] = defaultdict(list)
-    dice: dict[str, list[float]] = defaultdict(list)
-    hc_err: list[float] = []
+    scores: list[_PlaneScores | _ConceptScores | _MaskScores] = [_PlaneScores()]
+    if model.family.has_concepts:
+        scores += [_ConceptScores(), _MaskScores()]
     failed: list[dict[str, Any]] = []  # samples that could not be read: reported, the rest goes on
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         samples = _load(dataset, range(start, min(n, start + batch_size)), failed)
-        if not samples:
-            continue
-        out, boxes = run_model(model, [s.image for s in samples], [s.pixel_spacing_mm for s in samples])
-        pred_plane = out.plane_index.cpu()
-        for j, s in enumerate(samples):
-            if s.plane in PLANE_NAMES:
-                t = torch.tensor([PLANE_NAMES.index(s.plane)])
-                f1.update(pred_plane[j : j + 1], t)
-                bacc.update(pred_plane[j : j + 1], t)
-                conf.update(pred_plane[j : j + 1], t)
-                planes_seen += 1
-            if s.standard is not None:
-                std_hits.append(bool(out.standard[j]) == bool(s.standard))
-            if concept_free:
-                continue
-            props = complete_properties(s)
-            for i, name in enumerate(PROPERTY_CONCEPT_NAMES):
-                v = props.get(name)
-                if v is None:
-                    continue
-                p = float(out.properties[j, i])
-                if name in BINARY_PROPERTIES:
-                    prop_pred[name].append(p)
-                    prop_true[name].append(float(v >= 0.5))
-                elif not math.isnan(p):
-                    meas_err[name].append(abs(p - float(v)))
-            labelled = [c for c in s.masks if c in VISUAL_CONCEPT_NAMES]
-            if labelled:
-                idx = [VISUAL_CONCEPT_NAMES.index(c) for c in labelled]
-                probs = unletterbox(out.masks[j, idx].float().cpu().numpy(), boxes[j])
-                for c, pm in zip(labelled, probs, strict=True):
-                    gt = np.asarray(s.masks[c]) > 0
-                    if gt.any():
-                        pr = pm > 0.5
-                        dice[c].append(2.0 * float((pr & gt).sum()) / float(pr.sum() + gt.sum()))
-                hc_true = s.properties.get("hc_mm")
-                if "head" in labelled and hc_true is not None and s.pixel_spacing_mm:
-                    hc_err.append(abs(_hc_mm(probs[labelled.index("head")], s.pixel_spacing_mm) - float(hc_true)))
+        if samples:
+            out, boxes = run_model(model, [s.image for s in samples], [s.pixel_spacing_mm for s in samples])
+            for j, s in enumerate(samples):
+                for acc in scores:
+                    acc.update(out, j, s, boxes[j])
         if progress is not None:
             progress(min(n, start + batch_size), n)
     elapsed = time.perf_counter() - t0
-    result: dict[str, Any] = {
-        "n": n - len(failed),
-        "n_failed": len(failed),
-        "failed": failed,
-        "plane_macro_f1": float(f1.compute()) if planes_seen else None,
-        "plane_balanced_accuracy": float(bacc.compute()) if planes_seen else None,
-        "plane_confusion": {"labels": list(PLANE_NAMES), "matrix": conf.compute().tolist()} if planes_seen else None,
-        "standard_accuracy": float(np.mean(std_hits)) if std_hits else None,
-        "seconds_per_image": elapsed / max(n - len(failed), 1),
-    }
-    if concept_free:
-        return result
-    all_p = [x for name in prop_pred for x in prop_pred[name]]
-    all_t = [x for name in prop_true for x in prop_true[name]]
-    result["property_accuracy"] = (
-        float(np.mean((np.array(all_p) >= 0.5) == (np.array(all_t) >= 0.5))) if all_p else None
-    )
-    result["properties"] = {name: _binary_stats(prop_pred[name], prop_true[name]) for name in BINARY_PROPERTIES
-                            if prop_pred[name]}
-    result["measurement_mae_mm"] = {name: float(np.mean(meas_err[name])) for name in CONTINUOUS_PROPERTIES
-                                    if meas_err[name]}
-    result["dice"] = {c: float(np.mean(dice[c])) for c in VISUAL_CONCEPT_NAMES if dice[c]}
-    result["hc_mae_mm"] = float(np.mean(hc_err)) if hc_err else None
-    if hc_err:
-        result["hc_n"] = len(hc_err)
+    result: dict[str, Any] = {"n": n - len(failed), "n_failed": len(failed), "failed": failed}
+    for acc in scores:
+        result.update(acc.result())
+    result["seconds_per_image"] = elapsed / max(n - len(failed), 1)
     return result
+
+
+class _PlaneScores:
+    """Plane macro-F1, balanced accuracy and confusion (samples with a plane label); standardness."""
+
+    def __init__(self) -> None:
+        k = len(PLANE_NAMES)
+        self.f1, self.bacc = MulticlassF1Score(k, average="macro"), MulticlassRecall(k, average="macro")
+        self.conf = MulticlassConfusionMatrix(k)
+        self.seen = 0
+        self.std_hits: list[bool] = []
+
+    def update(self, out: Any, j: int, s: Any, box: Any) -> None:
+        if s.plane in PLANE_NAMES:
+            pred, t = out.plane_index[j : j + 1].cpu(), torch.tensor([PLANE_NAMES.index(s.plane)])
+            for metric in (self.f1, self.bacc, self.conf):
+                metric.update(pred, t)
+            self.seen += 1
+        if s.standard is not None:
+            self.std_hits.append(bool(out.standard[j]) == bool(s.standard))
+
+    def result(self) -> dict[str, Any]:
+        seen = self.seen > 0
+        return {
+            "plane_macro_f1": float(self.f1.compute()) if seen else None,
+            "plane_balanced_accuracy": float(self.bacc.compute()) if seen else None,
+            "plane_confusion": {"labels": list(PLANE_NAMES), "matrix": self.conf.compute().tolist()} if seen else None,
+            "standard_accuracy": float(np.mean(self.std_hits)) if self.std_hits else None,
+        }
+
+
+class _ConceptScores:
+    """Binary property accuracy/AUROC and continuous property (measurement) absolute error."""
+
+    def __init__(self) -> None:
+        self.pred: dict[str, list[float]] = defaultdict(list)
+        self.true: dict[str, list[float]] = defaultdict(list)
+        self.err: dict[str, list[float]] = defaultdict(list)
+
+    def update(self, out: Any, j: int, s: Any, box: Any) -> None:
+        props = complete_properties(s)
+        for i, name in enumerate(PROPERTY_CONCEPT_NAMES):
+            v = props.get(name)
+            if v is None:
+                continue
+            p = float(out.properties[j, i])
+            if name in BINARY_PROPERTIES:
+                self.pred[name].append(p)
+                self.true[name].append(float(v >= 0.5))
+            elif not math.isnan(p):
+                self.err[name].append(abs(p - float(v)))
+
+    def result(self) -> dict[str, Any]:
+        all_p = [x for name in self.pred for x in self.pred[name]]
+        all_t = [x for name in self.true for x in self.true[name]]
+        return {
+            "property_accuracy": (float(np.mean((np.array(all_p) >= 0.5) == (np.array(all_t) >= 0.5)))
+                                  if all_p else None),
+            "properties": {name: _binary_stats(self.pred[name], self.true[name]) for name in BINARY_PROPERTIES
+                           if self.pred[name]},
+            "measurement_mae_mm": {name: float(np.mean(self.err[name])) for name in CONTINUOUS_PROPERTIES
+                                   if self.err[name]},
+        }
+
+
+class _MaskScores:
+    """Dice per labelled structure and HC error (mm), both at the original image size."""
+
+    def __init__(self) -> None:
+        self.dice: dict[str, list[float]] = defaultdict(list)
+        self.hc_err: list[float] = []
+
+    def update(self, out: Any, j: int, s: Any, box: Any) -> None:
+        labelled = [c for c in s.masks if c in VISUAL_CONCEPT_NAMES]
+        if not labelled:
+            return
+        idx = [VISUAL_CONCEPT_NAMES.index(c) for c in labelled]
+        probs = unletterbox(out.masks[j, idx].float().cpu().numpy(), box)
+        for c, pm in zip(labelled, probs, strict=True):
+            gt = np.asarray(s.masks[c]) > 0
+            if gt.any():
+                pr = pm > 0.5
+                self.dice[c].append(2.0 * float((pr & gt).sum()) / float(pr.sum() + gt.sum()))
+        hc_true = s.properties.get("hc_mm")
+        if "head" in labelled and hc_true is not None and s.pixel_spacing_mm:
+            self.hc_err.append(abs(_hc_mm(probs[labelled.index("head")], s.pixel_spacing_mm) - float(hc_true)))
+
+    def result(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "dice": {c: float(np.mean(self.dice[c])) for c in VISUAL_CONCEPT_NAMES if self.dice[c]},
+            "hc_mae_mm": float(np.mean(self.hc_err)) if self.hc_err else None,
+        }
+        if self.hc_err:
+            result["hc_n"] = len(self.hc_err)
+        return result
 
 
 def _load(dataset: SampleDataset, indices: range, failed: list[dict[str, Any]]) -> list[Any]:

@@ -11,7 +11,7 @@ Training modes (Koh et al., "Concept Bottleneck Models", ICML 2020):
   the earlier stages' predictions as they improve.)
 * ``joint`` — end to end: predictions flow with gradients, loss = weighted sum of the stage losses.
 
-The concept-free baseline trains plane + standard heads only.
+A model family without concepts (the concept-free baseline) trains its plane + standard heads only.
 
 Example:
     >>> from pcbm.models import build_model
@@ -30,6 +30,7 @@ from torch import nn
 from torchmetrics.classification import BinaryAccuracy, MulticlassF1Score, MulticlassRecall
 
 from pcbm.concepts import PLANE_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.errors import InputError
 from pcbm.models.pcbm import PCBM
 from pcbm.models.property_head import BINARY_INDEX
 from pcbm.training.config import MODES
@@ -45,14 +46,14 @@ def _pct_start(steps: int) -> float:
 
 
 class PCBMTrainingModule(L.LightningModule):
-    """Losses, metrics and optimiser around a PCBM (or the concept-free baseline).
+    """Losses, metrics and optimiser around a model of a trainable family (a PCBM, the concept-free baseline).
 
     Args:
-        model: a built :class:`~pcbm.models.PCBM` or :class:`~pcbm.models.BaselineClassifier`.
+        model: a built :class:`~pcbm.models.FamilyModel` whose family is trainable.
         mode: independent, sequential or joint.
         lr, weight_decay: AdamW settings (one-cycle schedule over the run's steps).
         weights: loss weights.
-        freeze_encoder: keep the segmenter's (baseline's) encoder as it is: no gradient, and its
+        freeze_encoder: keep the family's encoder (the segmenter's, the baseline's own) as it is: no gradient, and its
             BatchNorm layers stay in eval mode so their running statistics do not drift either.
         freeze_batchnorm: every BatchNorm layer stays in eval mode (its running statistics are kept;
             its weights still learn): fine-tuning on a few similar images otherwise re-estimates them
@@ -64,6 +65,7 @@ class PCBMTrainingModule(L.LightningModule):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown training mode {mode!r}; choose {', '.join(MODES)}")
+        model.family.require_trainable()
         self.model, self.mode, self.lr, self.weight_decay = model, mode, lr, weight_decay
         self.weights = weights or LossWeights()
         self.freeze_encoder, self.freeze_batchnorm = freeze_encoder, freeze_batchnorm
@@ -82,8 +84,11 @@ class PCBMTrainingModule(L.LightningModule):
 
     @property
     def encoder(self) -> nn.Module:
-        """The image encoder: the segmenter's (PCBM) or the baseline's own."""
-        return self.model.encoder if getattr(self.model, "concept_free", False) else self.model.segmenter.encoder
+        """The image encoder the model's family names: the segmenter's (PCBM) or the baseline's own."""
+        path = self.model.family.encoder
+        if path is None:
+            raise InputError(f"model family {self.model.family.name!r} names no encoder to freeze")
+        return self.model.get_submodule(path)
 
     def train(self, mode: bool = True) -> PCBMTrainingModule:
         super().train(mode)
@@ -103,7 +108,7 @@ class PCBMTrainingModule(L.LightningModule):
     def losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(loss terms, predictions) for a batch; see the module docstring for what each mode feeds."""
         image = batch["image"]
-        if getattr(self.model, "concept_free", False):
+        if not self.model.family.has_concepts:
             out = self.model(image)
             terms = {"plane": plane_loss(out.plane_logits, batch["plane"]),
                      "standard": standard_loss(out.standard_logit, batch["standard"])}

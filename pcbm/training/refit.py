@@ -60,6 +60,7 @@ def refit_decision(model: torch.nn.Module, datasets: Sequence[SampleDataset], pe
     Returns:
         {"n": samples used, "train_accuracy": accuracy on them after fitting, "loss": final loss}.
     """
+    model.family.require_concepts("refitting the decision on concepts")
     model.eval()
     sw = list(source_weights) if source_weights is not None else [1.0] * len(datasets)
     if len(sw) != len(datasets):
@@ -141,6 +142,7 @@ def refit_run(run: str | Path, data: Sequence[str], out: str | Path, per_source:
     sw = source_weights(weights, len(data))
     out = check_output_dir(out, "--out", overwrite=overwrite)
     model, info = load_model(run)
+    model.family.require_concepts("refitting the decision on concepts")
     datasets = [open_dataset(spec, split="train") for spec in data]
     t0 = time.perf_counter()
     result: dict[str, Any] = refit_decision(model, datasets, per_source, steps=steps, seed=seed, source_weights=sw)

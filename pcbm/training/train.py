@@ -165,48 +165,20 @@ def _run(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
 
 def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] | None,
          start: int) -> tuple[Any, Any, Any, Any]:
+    """Fit the configured model in ``stage`` (from its checkpoint when ``saved``); Ctrl-C leaves a
+    resumable checkpoint and raises :class:`TrainingInterrupted`."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
 
-    from pcbm._io import write_json
-    from pcbm.training.datamodule import MixedDataModule
-    from pcbm.training.losses import LossWeights
-    from pcbm.training.module import PCBMTrainingModule
-    from pcbm.training.runs import CHECKPOINT, AtomicCheckpointIO, Checkpointer, Throughput, TrainingInterrupted
+    from pcbm.training.runs import CHECKPOINT, TrainingInterrupted
 
     torch.set_num_threads(cfg.threads)
     _quiet_lightning(cfg.progress)
-    precision = resolve_precision(cfg.precision, cfg.accelerator)
     seed = _draw_seed(cfg.seed, start)
     L.seed_everything(seed, workers=True, verbose=False)
-    model = build_from_config(cfg, saved["model"] if saved else None)
-    # what --resume needs: the config (a resumed session's --max-steps etc. included) and the architecture
-    # (the weights are in the checkpoint)
-    write_json(stage / "config.json", {"status": "partial", "resume": f"pcbm train --resume {cfg.out}",
-                                       "overwrite": overwrite, "model": model.config.to_dict(), "train": cfg.to_dict()})
-    dm = MixedDataModule(cfg.data, model.config.input_size, cfg.batch_size, cfg.workers, cfg.val_fraction, seed,
-                         cfg.augment, cfg.epoch_size, split_seed=cfg.split_seed)
-    dm.setup()
-    module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights),
-                                freeze_encoder=cfg.freeze_encoder, freeze_batchnorm=bool(cfg.freeze_batchnorm))
-    if cfg.freeze_encoder or cfg.freeze_batchnorm:  # the frozen layers' eval mode is meant
-        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
-    counter, checkpointer = Throughput(), Checkpointer(stage / CHECKPOINT, cfg.checkpoint_every)
-    callbacks: list[Any] = [counter, checkpointer]
-    if cfg.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    module, dm = _setup(cfg, stage, overwrite, saved, seed)
+    trainer, counter, checkpointer = _trainer(cfg, stage)
     old_log = _set_aside_log(stage) if saved else None
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=1,
-        precision=precision, logger=CSVLogger(stage, name="logs", version=""), callbacks=callbacks,
-        enable_checkpointing=False, plugins=[AtomicCheckpointIO()], default_root_dir=stage,
-        enable_progress_bar=cfg.progress, fast_dev_run=cfg.fast_dev_run,
-        log_every_n_steps=10, num_sanity_val_steps=0, limit_val_batches=cfg.val_batches, enable_model_summary=False,
-        deterministic="warn" if cfg.accelerator == "cpu" else False,
-        max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
-    )
     handler = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=str(stage / CHECKPOINT) if saved else None,
@@ -225,6 +197,55 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
             shutil.rmtree(stage, ignore_errors=True)
         raise TrainingInterrupted(stage, Path(cfg.out), step)
     return trainer, module, dm, counter
+
+
+def _setup(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] | None,
+           seed: int) -> tuple[Any, Any]:
+    """The training module and the data; the staging folder's config.json, which ``--resume`` reads."""
+    from pcbm._io import write_json
+    from pcbm.training.datamodule import MixedDataModule
+    from pcbm.training.losses import LossWeights
+    from pcbm.training.module import PCBMTrainingModule
+
+    model = build_from_config(cfg, saved["model"] if saved else None)
+    model.family.require_trainable()  # before any data is read
+    # what --resume needs: the config (a resumed session's --max-steps etc. included) and the architecture
+    # (the weights are in the checkpoint)
+    write_json(stage / "config.json", {"status": "partial", "resume": f"pcbm train --resume {cfg.out}",
+                                       "overwrite": overwrite, "model": model.config.to_dict(), "train": cfg.to_dict()})
+    dm = MixedDataModule(cfg.data, model.config.input_size, cfg.batch_size, cfg.workers, cfg.val_fraction, seed,
+                         cfg.augment, cfg.epoch_size, split_seed=cfg.split_seed)
+    dm.setup()
+    module = PCBMTrainingModule(model, cfg.mode, cfg.lr, cfg.weight_decay, LossWeights(**cfg.loss_weights),
+                                freeze_encoder=cfg.freeze_encoder, freeze_batchnorm=bool(cfg.freeze_batchnorm))
+    if cfg.freeze_encoder or cfg.freeze_batchnorm:  # the frozen layers' eval mode is meant
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    return module, dm
+
+
+def _trainer(cfg: TrainConfig, stage: Path) -> tuple[Any, Any, Any]:
+    """The Lightning trainer with pcbm's callbacks: throughput counter, atomic checkpoints, progress."""
+    import lightning as L
+    from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    from pcbm.training.runs import CHECKPOINT, AtomicCheckpointIO, Checkpointer, Throughput
+
+    counter, checkpointer = Throughput(), Checkpointer(stage / CHECKPOINT, cfg.checkpoint_every)
+    callbacks: list[Any] = [counter, checkpointer]
+    if cfg.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=1,
+        precision=resolve_precision(cfg.precision, cfg.accelerator),
+        logger=CSVLogger(stage, name="logs", version=""), callbacks=callbacks,
+        enable_checkpointing=False, plugins=[AtomicCheckpointIO()], default_root_dir=stage,
+        enable_progress_bar=cfg.progress, fast_dev_run=cfg.fast_dev_run,
+        log_every_n_steps=10, num_sanity_val_steps=0, limit_val_batches=cfg.val_batches, enable_model_summary=False,
+        deterministic="warn" if cfg.accelerator == "cpu" else False,
+        max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
+    )
+    return trainer, counter, checkpointer
 
 
 def _set_aside_log(stage: Path) -> Path | None:
@@ -263,25 +284,47 @@ def _merge_log(old: Path, new: Path) -> None:
 def _finish(cfg: TrainConfig, stage: Path, out: Path, overwrite: bool, trainer: Any, module: Any, dm: Any,
             counter: Any) -> Path:
     """Refit, save, evaluate into the staging folder, then rename it onto ``out``."""
+    from pcbm._io import jsonable, write_json
+    from pcbm.models import save_model
+    from pcbm.models.io import write_run_config
+
+    wall = counter.seconds  # the fit's, before refit and evaluation
+    model = module.model.eval()
+    refit = _refit(cfg, model, dm)
+    model = model.cpu()
+    save_model(model, stage)
+    if not cfg.fast_dev_run:
+        write_json(stage / "metrics.json", jsonable(_validate(cfg, model, dm)))
+    # last: a config.json without "status" marks the run complete
+    write_run_config(stage, _record(cfg, model, dm, trainer, counter, wall, refit))
+    return _publish(stage, out, overwrite)
+
+
+def _refit(cfg: TrainConfig, model: Any, dm: Any) -> dict[str, Any] | None:
+    """The decision refitted on ground-truth properties (``--refit-decision``), or None."""
+    if cfg.refit_decision <= 0 or cfg.fast_dev_run or not model.family.has_concepts:
+        return None
+    from pcbm.training.refit import refit_decision
+
+    return refit_decision(model, dm.train_sets, cfg.refit_decision, source_weights=cfg.refit_weights, seed=cfg.seed)
+
+
+def _validate(cfg: TrainConfig, model: Any, dm: Any) -> dict[str, Any]:
+    """Metrics per data source on its validation split (those that have one)."""
+    from pcbm.training.evaluate import evaluate
+
+    return {spec: evaluate(model, va, limit=cfg.eval_limit)
+            for (spec, _), va in zip(dm.sources, dm.val_sets, strict=True) if va is not None and len(va)}
+
+
+def _record(cfg: TrainConfig, model: Any, dm: Any, trainer: Any, counter: Any, wall: float,
+            refit: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's config.json: what was trained, on what, how long, with which versions."""
     import torch
 
     from pcbm import __version__
-    from pcbm._io import check_output_dir, jsonable, replace_dir, write_json
-    from pcbm.models import save_model
-    from pcbm.models.io import write_run_config
-    from pcbm.training.runs import CHECKPOINT
 
-    wall = counter.seconds
-    model = module.model.eval()
-    refit = None
-    if cfg.refit_decision > 0 and not cfg.fast_dev_run and not getattr(model, "concept_free", False):
-        from pcbm.training.refit import refit_decision
-
-        refit = refit_decision(model, dm.train_sets, cfg.refit_decision, source_weights=cfg.refit_weights,
-                               seed=cfg.seed)
-    model = model.cpu()
-    save_model(model, stage)
-    resolved = {
+    return {
         "model": model.config.to_dict(),
         "train": cfg.to_dict(),
         "data_sizes": {spec: {"train": len(tr), "val": len(va) if va is not None else 0}
@@ -293,15 +336,13 @@ def _finish(cfg: TrainConfig, stage: Path, out: Path, overwrite: bool, trainer: 
         "resumed_at_steps": counter.resumed_at,
         "decision_refit": refit,
     }
-    if not cfg.fast_dev_run:
-        from pcbm.training.evaluate import evaluate
 
-        metrics = {}
-        for (spec, _), va in zip(dm.sources, dm.val_sets, strict=True):
-            if va is not None and len(va):
-                metrics[spec] = evaluate(model, va, limit=cfg.eval_limit)
-        write_json(stage / "metrics.json", jsonable(metrics))
-    write_run_config(stage, resolved)  # last: a config.json without "status" marks the run complete
+
+def _publish(stage: Path, out: Path, overwrite: bool) -> Path:
+    """Rename the finished staging folder onto ``out`` (its checkpoint dropped)."""
+    from pcbm._io import check_output_dir, replace_dir
+    from pcbm.training.runs import CHECKPOINT
+
     shutil.rmtree(stage / CHECKPOINT.parent, ignore_errors=True)
     try:
         check_output_dir(out, "--out", overwrite=overwrite)

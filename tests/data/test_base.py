@@ -77,7 +77,7 @@ def test_spec_errors_name_the_spec_and_the_choices():
         parse_spec("phantom:n=1,n=2")
     with pytest.raises(InputError, match=r"option n in data spec 'toy_for_tests:x\?n=x' must be an integer, got 'x'"):
         open_dataset("toy_for_tests:x?n=x")
-    with pytest.raises(InputError, match="unknown option 'm' in data spec.*known for toy_for_tests: n, subjects, split"):
+    with pytest.raises(InputError, match="unknown option 'm' in data spec.*known: n, subjects, split"):
         open_dataset("toy_for_tests:x?m=3")
     with pytest.raises(InputError, match="unknown split 'test'.*choose train, val, all"):
         open_dataset("toy_for_tests:x?split=test")

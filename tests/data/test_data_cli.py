@@ -91,7 +91,7 @@ def _main(capsys, *args: str) -> tuple[int, str]:
     ("phantom:n=-1", r"n >= 1.*n=-1"),
     ("phantom:n=2.5", r"must be an integer, got 2.5"),
     ("phantom:style=nope", r"unknown phantom style 'nope'; choose one of default"),
-    ("phantom:sise=64", r"unknown option 'sise'.*did you mean 'size'.*known for phantom: n, seed"),
+    ("phantom:sise=64", r"unknown option 'sise'.*did you mean 'size'.*known: n, seed"),
     ("phantom:n=2?split=bogus", r"unknown split 'bogus' in data spec .*; choose train, val, all"),
     ("phantom?split=bogus", r"unknown split 'bogus'"),
     ("hc18:/nonexistent/hc18", r"hc18 folder not found: /nonexistent/hc18"),

@@ -7,10 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcbm.concepts import PLANE_NAMES, PLANES, get_concept
-
-ANCHOR = {"head": "head_visible", "abdomen": "abdomen_visible", "femur": "femur_visible",
-          "thorax": "heart_visible", "cervix": "cervix_visible"}
+from pcbm.concepts import PLANE_NAMES, PLANES, get_concept, get_plane_family
 
 
 def hand_set_decision(model, scale: float = 2.0) -> None:
@@ -32,7 +29,7 @@ def hand_set_decision(model, scale: float = 2.0) -> None:
             if not p.known:
                 lin.bias[p.index] = 2.0 * scale
                 continue
-            lin.weight[p.index, get_concept(ANCHOR[p.group]).index] += 4.0 * scale
+            lin.weight[p.index, get_concept(get_plane_family(p.group).anchor).index] += 4.0 * scale
             for c in p.criteria:
                 lin.weight[p.index, get_concept(c.property).index] += scale if c.expected else -scale
         for plane, prop, w in (("trans_thalamic", "thalamus_visible", 1.0), ("trans_ventricular", "lateral_ventricle_visible", 1.0),

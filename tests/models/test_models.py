@@ -34,7 +34,7 @@ def test_forward_shapes(name: str) -> None:
     assert out.properties.shape == (2, P) and out.applicable.shape == (2, P)
     assert out.standard.shape == (2,) and len(out.status) == 2 and len(out.missing) == 2
     torch.testing.assert_close(out.plane_probs.sum(1), torch.ones(2))
-    if not cfg.concept_free:
+    if model.family.has_concepts:
         assert out.masks.shape == (2, V, cfg.input_size, cfg.input_size)
         assert out.concept_inputs is not None and out.concept_inputs.shape == (2, P)
 
@@ -155,7 +155,7 @@ def test_predict_images_json_ready() -> None:
 @pytest.mark.slow
 def test_default_model_loads() -> None:
     model, info = load_model("default")
-    assert model.input_size == 256 and not model.concept_free
+    assert model.input_size == 256 and model.family.has_concepts
 
 
 def test_instance_input_norm_makes_the_segmenter_gain_invariant() -> None:

@@ -61,3 +61,16 @@ def test_refit_writes_a_whole_new_run_and_never_mixes(tmp_path, capsys) -> None:
     refit_run(src, [DATA], src, per_source=8, steps=2, overwrite=True)
     assert (src / "decision_refit.json").is_file() and (src / "MODEL_CARD.md").read_text() == "card\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left
+
+
+def test_a_model_without_concepts_is_refused_before_work(tmp_path) -> None:
+    from dataclasses import replace
+
+    from pcbm.models import get_model_config
+
+    model = build_model(replace(get_model_config("tiny"), family="concept_free"))
+    save_model(model, tmp_path / "src")
+    write_run_config(tmp_path / "src", {"model": model.config.to_dict()})
+    with pytest.raises(InputError, match="refitting the decision on concepts needs a model with concepts"):
+        refit_run(tmp_path / "src", [DATA], tmp_path / "out", per_source=8, steps=2)
+    assert not (tmp_path / "out").exists()
