@@ -7,6 +7,7 @@ path and the CLI. Tensors are batch-first; names index into the ontology's order
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -75,6 +76,28 @@ class PCBMOutput:
     concept_inputs: torch.Tensor | None = None
     standard_logit: torch.Tensor | None = None
     class_probs: torch.Tensor | None = None
+
+    @classmethod
+    def without_concepts(cls, plane_logits: torch.Tensor, plane_probs: torch.Tensor, min_confidence: float,
+                         standard_logit: torch.Tensor | None = None,
+                         class_probs: torch.Tensor | None = None) -> PCBMOutput:
+        """The output of a family without concepts (the baseline, a reference classifier): the plane
+        is known when it is not "other" and its probability reaches ``min_confidence``; standard when
+        known and ``standard_logit`` > 0 (never, without one); concept fields NaN (masks (B, V, 1, 1)),
+        applicable all False."""
+        from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+
+        b, dev = plane_probs.shape[0], plane_probs.device
+        conf, idx = plane_probs.max(1)
+        known = (idx != PLANE_NAMES.index("other")) & (conf >= min_confidence)
+        standard = known & (standard_logit > 0) if standard_logit is not None else torch.zeros_like(known)
+        status = ["not_a_known_plane" if not k else "standard" if s else "close_to_standard"
+                  for k, s in zip(known.tolist(), standard.tolist(), strict=True)]
+        nan_m = plane_probs.new_full((b, len(VISUAL_CONCEPT_NAMES), 1, 1), math.nan)
+        nan_p = plane_probs.new_full((b, len(PROPERTY_CONCEPT_NAMES)), math.nan)
+        return cls(nan_m, nan_m, nan_p, nan_p, torch.zeros(b, len(PROPERTY_CONCEPT_NAMES), dtype=torch.bool, device=dev),
+                   plane_logits, plane_probs, standard, status, [[] for _ in range(b)],
+                   standard_logit=standard_logit, class_probs=class_probs)
 
     @property
     def plane_index(self) -> torch.Tensor:

@@ -264,17 +264,8 @@ class BaselineClassifier(FamilyModel):
         feats = self.encoder(image)[-1]  # (B, C, S/2^d, S/2^d)
         logits = self.head(feats.mean((2, 3)))  # (B, K + 1)
         plane_logits, std_logit = logits[:, :N_PLANES], logits[:, N_PLANES]
-        probs = plane_logits.softmax(1)
-        conf, idx = probs.max(1)
-        known = (idx != PLANE_NAMES.index("other")) & (conf >= self.config.min_confidence)
-        standard = known & (std_logit > 0)
-        status = ["not_a_known_plane" if not k else "standard" if s else "close_to_standard"
-                  for k, s in zip(known.tolist(), standard.tolist(), strict=True)]
-        b = image.shape[0]
-        nan_m = image.new_full((b, N_VISUAL, 1, 1), math.nan)
-        nan_p = image.new_full((b, N_PROPS), math.nan)
-        return PCBMOutput(nan_m, nan_m, nan_p, nan_p, torch.zeros(b, N_PROPS, dtype=torch.bool, device=image.device),
-                          plane_logits, probs, standard, status, [[] for _ in range(b)], standard_logit=std_logit)
+        return PCBMOutput.without_concepts(plane_logits, plane_logits.softmax(1), self.config.min_confidence,
+                                           standard_logit=std_logit)
 
 
 register_family(ModelFamily("pcbm", PCBM, has_concepts=True, encoder="segmenter.encoder",

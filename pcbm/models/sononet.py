@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.concepts import PLANE_NAMES
 from pcbm.data.preprocess import Letterbox, make_letterbox
 from pcbm.errors import InputError
 from pcbm.models.config import ModelConfig
@@ -139,18 +138,8 @@ class SonoNet16(FamilyModel):
         logits = self.class_maps(image).mean((2, 3))  # (B, 14)
         class_probs = logits.softmax(1)
         probs = class_probs @ self._to_planes  # (B, K)
-        plane_logits = probs.log().clamp_min(LOG_ZERO)
-        conf, idx = probs.max(1)
-        known = (idx != PLANE_NAMES.index("other")) & (conf >= self.config.min_confidence)
-        b = image.shape[0]
-        nan_m = image.new_full((b, len(VISUAL_CONCEPT_NAMES), 1, 1), math.nan)
-        nan_p = image.new_full((b, len(PROPERTY_CONCEPT_NAMES)), math.nan)
-        return PCBMOutput(
-            nan_m, nan_m, nan_p, nan_p, torch.zeros(b, len(PROPERTY_CONCEPT_NAMES), dtype=torch.bool, device=image.device),
-            plane_logits, probs, torch.zeros(b, dtype=torch.bool, device=image.device),
-            ["close_to_standard" if k else "not_a_known_plane" for k in known.tolist()], [[] for _ in range(b)],
-            class_probs=class_probs,
-        )
+        return PCBMOutput.without_concepts(probs.log().clamp_min(LOG_ZERO), probs, self.config.min_confidence,
+                                           class_probs=class_probs)
 
     # ---- weights -------------------------------------------------------------------------------
     def load_pretrained(self) -> Path:
