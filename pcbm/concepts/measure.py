@@ -83,7 +83,17 @@ class Ellipse:
 
 @dataclass(frozen=True)
 class Measurement:
-    """A biometric measurement for reports: value in ``unit`` ("mm", "px" or "deg")."""
+    """A biometric measurement: value in ``unit`` ("mm", "px" or "deg"), with the fit's quality.
+
+    An unreliable measurement (``reason`` set) keeps its ``value`` for inspection, but
+    :meth:`to_dict` gives it as ``measured`` with ``value`` null, so nothing downstream reads it
+    as a confident number.
+
+    Example:
+        >>> m = Measurement("hc", 171.04, "mm", 0.62, "the mask is in 3 pieces")
+        >>> m.label, m.reliable, m.to_dict()["value"], m.to_dict()["measured"]
+        ('HC', False, None, 171.04)
+    """
 
     name: str
     value: float
@@ -95,9 +105,20 @@ class Measurement:
     def reliable(self) -> bool:
         return self.reason is None
 
+    @property
+    def label(self) -> str:
+        """The ontology's label ("HC", "femur angle"); the name itself for a key it does not know."""
+        return ontology.measurement_label(self.name)
+
+    def to_dict(self) -> dict[str, object]:
+        v = round(float(self.value), 2)
+        return {"name": self.name, "label": self.label, "value": v if self.reliable else None, "measured": v,
+                "unit": self.unit, "quality": self.quality, "reliable": self.reliable, "reason": self.reason}
+
     def __str__(self) -> str:
-        flag = f" (unreliable: {self.reason})" if self.reason else ""
-        return f"{self.name} = {self.value:.1f} {self.unit}{flag}"
+        if self.reason:
+            return f"{self.label} unreliable (measured {self.value:.1f} {self.unit}: {self.reason})"
+        return f"{self.label} {self.value:.1f} {self.unit}"
 
 
 def ellipse_perimeter(a: float, b: float) -> float:
@@ -463,7 +484,7 @@ def measure(
         >>> import cv2, numpy as np
         >>> m = np.zeros((100, 100), np.uint8); _ = cv2.circle(m, (50, 50), 30, 1, -1)
         >>> str(measure({"head": m})["bpd"])
-        'bpd = 59.0 px'
+        'BPD 59.0 px'
     """
     scale, unit = (float(pixel_spacing_mm), "mm") if pixel_spacing_mm else (1.0, "px")
     concepts = [ontology.get_property_concept(n) for n in ontology.CONTINUOUS_PROPERTIES]
@@ -482,6 +503,38 @@ def measure(
         for key in angle:  # a rod's angle to the horizontal
             out[key] = Measurement(key, ctx.segment(c.structure).angle_deg, "deg")
     return out
+
+
+def biometry(masks: Mapping[str, np.ndarray], plane: str, pixel_spacing_mm: float | None = None,
+             ) -> tuple[list[Measurement], list[str]]:
+    """The biometry a plane calls for, from its structures' masks, in ontology order, and notes on
+    what could not be measured. A plane with measurements gets those; a plane not in the ontology's
+    known set ("other") gets every measurement of the structures found; a known plane without
+    measurements gets none. The one place ``predict``, the report and the API take biometry from.
+
+    Example:
+        >>> import cv2, numpy as np
+        >>> m = np.zeros((100, 100), np.uint8); _ = cv2.ellipse(m, (50, 50), (30, 20), 0, 0, 360, 1, -1)
+        >>> rows, notes = biometry({"head": m}, "trans_thalamic", pixel_spacing_mm=0.5)
+        >>> [(r.name, round(r.value), r.reliable) for r in rows], notes
+        ([('hc', 79, True), ('bpd', 20, True), ('ofd', 30, True)], [])
+    """
+    p = ontology.get_plane(plane)
+    order = ontology.measurement_keys()
+    keys = ontology.measurement_keys(plane) if p.measurements else (order if not p.known else ())
+    rows: list[Measurement] = []
+    notes: list[str] = []
+    for s in sorted({ontology.measurement_structure(k) for k in keys}):
+        m = masks.get(s)
+        if m is None or not as_bool_mask(m).any():
+            continue
+        try:
+            found = measure({s: m}, pixel_spacing_mm=pixel_spacing_mm)
+        except ValueError as e:  # a degenerate mask: say so rather than guess
+            notes.append(f"could not measure {s}: {e}")
+            continue
+        rows += [found[k] for k in keys if k in found]
+    return sorted(rows, key=lambda r: order.index(r.name)), notes
 
 
 def _visible(mask: np.ndarray) -> bool:

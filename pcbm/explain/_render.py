@@ -16,6 +16,15 @@ _MODEL_KEYS = ("name", "config", "run", "path", "trained_on", "data", "dataset",
                "git", "metrics", "notes")
 
 
+def _measurement_row(m: Any) -> str:
+    """A measurement's table row; an unreliable one says why and shows its number struck through."""
+    q = "—" if m.quality is None else f"{m.quality:.2f}"
+    if m.reliable:
+        return f"<tr><td>{_e(m.label)}</td><td>{m.value:.1f} {_e(m.unit)}</td><td>{q}</td></tr>"
+    return (f"<tr class='fail'><td>{_e(m.label)}</td><td><b>unreliable</b> <s>{m.value:.1f} {_e(m.unit)}</s>"
+            f"<br><span class='small'>{_e(m.reason)}</span></td><td>{q}</td></tr>")
+
+
 def _e(x: Any) -> str:
     return _html.escape(str(x), quote=True)
 
@@ -127,8 +136,8 @@ def html(report: ConceptReport) -> str:
     else:
         missing = "<p>Not a known plane: no checklist applies.</p>"
     if report.measurements:
-        mrows = "".join(f"<tr><td>{_e(m.label)}</td><td>{m.value:.1f} {_e(m.unit)}</td></tr>" for m in report.measurements)
-        measures = f"<table><tr><th>measurement</th><th>value</th></tr>{mrows}</table>"
+        mrows = "".join(_measurement_row(m) for m in report.measurements)
+        measures = f"<table><tr><th>measurement</th><th>value</th><th>fit quality</th></tr>{mrows}</table>"
     else:
         measures = "<p>No measurable structure (head, abdomen or femur) was found.</p>"
     vmax = max([abs(v) for _, v in report.contributions] or [1.0]) or 1.0

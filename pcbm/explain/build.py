@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from pcbm._io import atomic_open, write_json
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.concepts.measure import Measurement
 from pcbm.errors import InputError
-from pcbm.explain.report import ConceptReport, MeasurementRow, checklist_for
+from pcbm.explain.report import ConceptReport, checklist_for
 
 ImageLike = Any  # np.ndarray (H, W) uint8 | pcbm.data.Sample | str | os.PathLike (image or DICOM file)
 
@@ -124,26 +125,12 @@ def _training_data(conf: Any) -> str | None:
     return None
 
 
-def _measurements(masks: np.ndarray, plane: str, spacing: float | None, notes: list[str]) -> list[MeasurementRow]:
-    from pcbm.concepts import measurement_keys, measurement_structure
-    from pcbm.concepts.measure import measure
+def _measurements(masks: np.ndarray, plane: str, spacing: float | None, notes: list[str]) -> list[Measurement]:
+    from pcbm.concepts.measure import biometry
 
-    p = get_plane(plane)
-    order = measurement_keys()  # every biometry key, in the ontology's order
-    keys = measurement_keys(plane) if p.measurements else (order if not p.known else ())
-    structures = {measurement_structure(k) for k in keys}
-    rows = []
-    for s in sorted(structures):
-        m = masks[VISUAL_CONCEPT_NAMES.index(s)] > 0.5
-        if not m.any():
-            continue
-        try:
-            found = measure({s: m}, pixel_spacing_mm=spacing)
-        except ValueError as e:  # a degenerate predicted mask: say so rather than guess
-            notes.append(f"could not measure {s}: {e}")
-            continue
-        rows += [MeasurementRow(k, float(found[k].value), found[k].unit) for k in keys if k in found]
-    return sorted(rows, key=lambda r: order.index(r.name))
+    rows, why = biometry({s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}, plane, spacing)
+    notes += why
+    return rows
 
 
 def explain_image(

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from pcbm._io import atomic_open, atomic_path, jsonable
-from pcbm.concepts import get_plane, get_property_concept, measurement_label
+from pcbm.concepts import get_plane, get_property_concept
+from pcbm.concepts.measure import Measurement
 from pcbm.errors import InputError
 
 STATUS_LABELS = {
@@ -64,21 +65,8 @@ class CriterionRow:
                 "derived_from": list(self.derived_from), "wording": self.wording, "intervened": self.intervened}
 
 
-@dataclass
-class MeasurementRow:
-    """A biometric measurement: HC, BPD, OFD, AC, FL (mm, or px with no pixel spacing)."""
-
-    name: str
-    value: float
-    unit: str
-
-    @property
-    def label(self) -> str:
-        """The ontology's label ("HC", "femur angle"); the name itself for a key it does not know."""
-        return measurement_label(self.name)
-
-    def __str__(self) -> str:
-        return f"{self.label} {self.value:.1f} {self.unit}"
+#: a report's measurement row is the measurement itself (value, unit, quality, reliability, reason)
+MeasurementRow = Measurement
 
 
 def checklist_for(plane: str, properties: dict[str, float | None], intervened: set[str] | None = None,
@@ -182,8 +170,7 @@ class ConceptReport:
                          "confidence": self.confidence, "plane_probs": self.plane_probs},
             "checklist": [r.to_dict() for r in self.checklist],
             "missing": list(self.missing),
-            "measurements": [{"name": m.name, "label": m.label, "value": m.value, "unit": m.unit}
-                             for m in self.measurements],
+            "measurements": {m.name: m.to_dict() for m in self.measurements},
             "pixel_spacing_mm": self.pixel_spacing_mm,
             "pixel_spacing_source": self.spacing_source,
             "structures": {k: float((np.asarray(v) > 0.5).mean()) for k, v in self.masks.items()

@@ -63,6 +63,12 @@ def head_box(mask: np.ndarray, margin: float = MARGIN) -> CropBox | None:
     return CropBox(x + w / 2 - 0.5, y + h / 2 - 0.5, max(w, h, 8) * margin)
 
 
+def frame_box(shape: tuple[int, ...]) -> CropBox:
+    """The square holding the whole (H, W) frame: where the refiner looks when no mask is given."""
+    h, w = int(shape[0]), int(shape[1])
+    return CropBox(w / 2 - 0.5, h / 2 - 0.5, float(max(h, w)))
+
+
 def crop(image: np.ndarray, box: CropBox, size: int, nearest: bool = False) -> np.ndarray:
     """The (size, size) crop of a 2-D image or mask (outside the image: 0)."""
     a = np.asarray(image)
@@ -113,16 +119,25 @@ class HeadRefiner(nn.Module):
         return self.net(x)
 
     @torch.inference_mode()
-    def refine(self, image: np.ndarray, coarse: np.ndarray) -> np.ndarray | None:
-        """The refined head probability (H, W) of a uint8 image, around the ``coarse`` head mask
-        (None when that mask is empty)."""
-        box = head_box(coarse, self.config.margin)
-        if box is None:
-            return None
+    def _prob(self, image: np.ndarray, box: CropBox) -> np.ndarray:
         x = torch.from_numpy(crop(image, box, self.config.size))[None, None]
         dev = next(self.parameters()).device
         prob = torch.sigmoid(self(x.to(dev)))[0, 0].float().cpu().numpy()
         return uncrop(prob, box, image.shape[:2])
+
+    @torch.inference_mode()
+    def refine(self, image: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray | None:
+        """The refined head probability (H, W) of a uint8 image around the ``coarse`` head mask.
+
+        Without ``coarse`` the refiner first finds the head itself on the whole frame (a pass at
+        the frame's scale, which it is trained for) and then crops around what it found. None when
+        there is no head to crop around."""
+        if coarse is None:
+            coarse = self._prob(image, frame_box(image.shape)) > 0.5
+        box = head_box(coarse, self.config.margin)
+        if box is None:
+            return None
+        return self._prob(image, box)
 
 
 def save_refiner(model: HeadRefiner, run_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -168,5 +183,5 @@ def hc_px(prob: np.ndarray) -> float:
     return fit_ellipse(m).perimeter if m.any() else 0.0
 
 
-__all__ = ["FILE", "MARGIN", "CropBox", "HeadRefiner", "RefinerConfig", "crop", "hc_px", "head_box",
+__all__ = ["FILE", "MARGIN", "CropBox", "HeadRefiner", "RefinerConfig", "crop", "frame_box", "hc_px", "head_box",
            "jitter_box", "load_refiner", "save_refiner", "uncrop"]

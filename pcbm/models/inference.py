@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_plane, get_property_concept
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.data.preprocess import Letterbox, letterbox, unletterbox
 from pcbm.errors import InputError
 from pcbm.models.output import Intervention, PCBMOutput
@@ -60,8 +60,9 @@ def predict_images(
     batch_size: int = 8,
 ) -> list[dict[str, Any]]:
     """One JSON-ready dict per image: image, plane, plane_probs, status, standard, properties
-    (null where not applicable), measurements (from the ellipse / segment fitted to the predicted
-    mask at the original resolution; mm with a pixel spacing, px without) and missing_criteria; for a
+    (null where not applicable), measurements (by name, from the ellipse / segment fitted to the
+    predicted mask at the original resolution; mm with a pixel spacing, px without; ``value`` null
+    and ``reason`` set where the fit is unreliable) and missing_criteria; for a
     reference classifier (a family with a ``plane_map``, e.g. SonoNet-16) also ``model_class`` and
     ``model_class_probs``, its own classes."""
     spacing = _spacings(pixel_spacing_mm, len(images))
@@ -81,23 +82,13 @@ def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:
     return unletterbox(out.masks[index].float().cpu().numpy(), box)
 
 
-def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) -> dict[str, float]:
-    """Biometry of the predicted plane's structures from (V, H, W) original-size probabilities."""
-    from pcbm.concepts.measure import measure
+def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) -> dict[str, dict]:
+    """Biometry of the predicted plane's structures from (V, H, W) original-size probabilities, by
+    name (``hc``): value (null when unreliable), measured value, unit, quality, reliable, reason."""
+    from pcbm.concepts.measure import biometry
 
-    wanted = [get_property_concept(m) for m in get_plane(plane).measurements]
-    structures = {str(c.structure) for c in wanted}
-    if not structures:
-        return {}
-    ms = {s: masks[VISUAL_CONCEPT_NAMES.index(s)] > 0.5 for s in structures}
-    found = measure(ms, pixel_spacing_mm=pixel_spacing_mm)
-    unit = "mm" if pixel_spacing_mm else "px"
-    out = {}
-    for c in wanted:
-        key = c.measurement_keys[0]  # the length (a rod's angle is left out)
-        if key in found:
-            out[f"{key}_{unit}"] = round(found[key].value, 2)
-    return out
+    rows, _ = biometry({s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}, plane, pixel_spacing_mm)
+    return {m.name: m.to_dict() for m in rows}
 
 
 def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float | None, has_concepts: bool,
@@ -105,7 +96,7 @@ def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float 
     plane = PLANE_NAMES[int(out.plane_index[j])]
     probs = {p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[j].tolist(), strict=True)}
     props: dict[str, float | None] = {}
-    meas: dict[str, float] = {}
+    meas: dict[str, dict] = {}
     if has_concepts:
         for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
             v = float(out.properties[j, i])

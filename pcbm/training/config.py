@@ -160,6 +160,8 @@ class RefinerTrainConfig:
                        "head_refiner.pt into a model's run directory to use it there.")
     size: int = setting(224, "Crop side in refiner pixels.")
     encoder: str = setting("resnet18", "smp encoder of the refiner's U-Net.")
+    whole_frame: float = setting(0.3, "Share of training crops that are the whole frame (so the refiner finds the "
+                                 "head without a plane model's mask).")
     max_steps: int = setting(2500, "Optimiser steps.")
     batch_size: int = setting(8, "Crops per optimiser step.")
     lr: float = setting(2e-3, "Peak learning rate (AdamW, one-cycle).")
@@ -185,6 +187,8 @@ class RefinerTrainConfig:
         finite(self.lr, "lr", positive=True)
         if not 0 < finite(self.val_fraction, "val_fraction") < 1:
             raise InputError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not 0 <= finite(self.whole_frame, "whole_frame") <= 1:
+            raise InputError(f"whole_frame must be in [0, 1], got {self.whole_frame!r}")
         look_up(self.precision, PRECISIONS, "precision")
 
 

@@ -2,7 +2,7 @@
 
 Training crops come from the *true* head mask, jittered (scale 0.85–1.35, shift ±12 % of the side,
 ±20° turn, flips) so that at inference any reasonable plane-model mask gives a crop the refiner has
-seen; gain, gamma, noise and blur as in :func:`pcbm.training.data.ultrasound_augment`. Loss: BCE +
+seen; a share (``whole_frame``) are the whole frame, so the refiner can find the head by itself; gain, gamma, noise and blur as in :func:`pcbm.training.data.ultrasound_augment`. Loss: BCE +
 soft Dice. Only the subject-level training split (split seed 0 unless told) is read, so
 ``SPEC?split=val`` stays unseen.
 
@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pcbm.errors import InputError
-from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, crop, hc_px, head_box, jitter_box
+from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, crop, frame_box, hc_px, head_box, jitter_box
 from pcbm.training.config import RefinerTrainConfig
 
 
@@ -47,8 +47,8 @@ def _augment(seed: int) -> Callable[..., dict]:
 class HeadCrops(Dataset):
     """Jittered (image, head mask) crops of the head-labelled samples of a SampleDataset."""
 
-    def __init__(self, samples: Any, size: int, seed: int, train: bool = True):
-        self.samples, self.size, self.train = samples, size, train
+    def __init__(self, samples: Any, size: int, seed: int, train: bool = True, whole_frame: float = 0.0):
+        self.samples, self.size, self.train, self.whole_frame = samples, size, train, whole_frame
         self.seed = seed
         self.augment = _augment(seed) if train else None
         self._draws = 0
@@ -66,7 +66,10 @@ class HeadCrops(Dataset):
         if self.train:
             rng = np.random.default_rng([self.seed, index, self._draws])
             self._draws += 1
-            box = jitter_box(box, rng)
+            if rng.random() < self.whole_frame:
+                box = jitter_box(frame_box(np.asarray(s.image).shape), rng, scale=(0.95, 1.1), shift=0.04, angle=8.0)
+            else:
+                box = jitter_box(box, rng)
         img = crop(s.image, box, self.size)
         m = crop(np.asarray(mask).astype(np.float32), box, self.size)
         if self.augment is not None:
@@ -104,19 +107,23 @@ def _module(model: HeadRefiner, lr: float, steps: int) -> Any:
     return _Refine()
 
 
-def evaluate_refiner(refiner: HeadRefiner, samples: Any, coarse: Callable[[Any], np.ndarray | None] | None = None,
-                     limit: int | None = None) -> dict[str, Any]:
+def evaluate_refiner(refiner: HeadRefiner, samples: Any,
+                     coarse: Callable[[Any], np.ndarray | None] | str = "true", limit: int | None = None) -> dict[str, Any]:
     """HC error (mm) and head Dice of the refined masks at the original resolution.
 
-    ``coarse(sample)`` gives the mask the crop is taken around (default: the true head mask — an
-    upper bound on localisation; pass a plane model's prediction for the figure users get)."""
+    ``coarse`` says where the crop is taken: ``"true"`` around the true head mask (an upper bound on
+    localisation), ``"frame"`` where the refiner finds the head on the whole frame itself (no other
+    model involved), or a function ``coarse(sample)`` giving the mask (a plane model's prediction)."""
     errors, dices, rows = [], [], []
     n = len(samples) if limit is None else min(limit, len(samples))
     for i in range(n):
         s = samples[i]
         gt = np.asarray(s.masks.get("head")) > 0 if s.masks.get("head") is not None else None
-        around = coarse(s) if coarse is not None else gt
-        prob = refiner.refine(s.image, around) if around is not None else None
+        if coarse == "frame":
+            prob = refiner.refine(s.image)
+        else:
+            around = gt if coarse == "true" else coarse(s)  # type: ignore[operator]
+            prob = refiner.refine(s.image, around) if around is not None else None
         if prob is None:
             rows.append({"id": s.id, "error": "no head found"})
             continue
@@ -141,7 +148,8 @@ def evaluate_refiner(refiner: HeadRefiner, samples: Any, coarse: Callable[[Any],
 
 def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
     """Train a head refiner on the training split of ``cfg.data``; write ``head_refiner.pt``,
-    ``config.json`` and ``metrics.json`` (the validation split, crops around the true mask) into ``cfg.out``."""
+    ``config.json`` and ``metrics.json`` (the validation split; the head found by the refiner itself on the
+    whole frame, and crops around the true mask) into ``cfg.out``."""
     import lightning as L
     from lightning.pytorch.callbacks import TQDMProgressBar
     from torch.utils.data import ConcatDataset, DataLoader
@@ -158,7 +166,7 @@ def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trains = [open_dataset(spec, split="train", val_fraction=cfg.val_fraction, seed=cfg.split_seed) for spec in cfg.data]
     vals = [open_dataset(spec, split="val", val_fraction=cfg.val_fraction, seed=cfg.split_seed) for spec in cfg.data]
-    crops = ConcatDataset([HeadCrops(ds, cfg.size, cfg.seed + k) for k, ds in enumerate(trains)])
+    crops = ConcatDataset([HeadCrops(ds, cfg.size, cfg.seed + k, whole_frame=cfg.whole_frame) for k, ds in enumerate(trains)])
     loader = DataLoader(crops, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers, drop_last=True,
                         persistent_workers=cfg.workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
     model = HeadRefiner(RefinerConfig(encoder=cfg.encoder, size=cfg.size))
@@ -171,7 +179,8 @@ def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
     trainer.fit(_module(model, cfg.lr, cfg.max_steps), train_dataloaders=loader)
     wall = time.perf_counter() - t0
     model = model.cpu().eval()
-    metrics = {spec: evaluate_refiner(model, va, limit=cfg.eval_limit) for spec, va in zip(cfg.data, vals, strict=True)}
+    metrics = {f"{spec} ({start})": evaluate_refiner(model, va, coarse=start, limit=cfg.eval_limit)
+               for spec, va in zip(cfg.data, vals, strict=True) for start in ("frame", "true")}
     meta = {"train": dataclasses.asdict(cfg) | {"data": list(cfg.data)}, "steps": int(trainer.global_step),
             "wall_time_s": round(wall, 1), "precision": precision,
             "train_images": {spec: len(tr) for spec, tr in zip(cfg.data, trains, strict=True)},

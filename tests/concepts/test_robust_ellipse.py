@@ -85,3 +85,17 @@ def test_measure_carries_the_quality_and_the_reason() -> None:
     assert measure({"femur": femur})["fl"].quality is None  # a rod is not an ellipse: no ellipse quality
     with pytest.raises(ValueError, match="empty mask"):
         fit_ellipse_robust(np.zeros((10, 10), np.uint8))
+
+
+def test_biometry_gives_no_number_for_an_unreliable_outline() -> None:
+    from pcbm.concepts.measure import biometry
+
+    rows, notes = biometry({"head": _broken(_ellipse()), "abdomen": _ellipse()}, "trans_thalamic", 0.1)
+    assert [r.name for r in rows] == ["hc", "bpd", "ofd"] and notes == []  # the plane's, not the abdomen's
+    hc = rows[0].to_dict()
+    assert hc["value"] is None and hc["measured"] > 0 and not hc["reliable"] and "4 pieces" in hc["reason"]
+    rows, _ = biometry({"head": _ellipse()}, "trans_thalamic", 0.1)
+    assert rows[0].to_dict()["value"] == pytest.approx(TRUE_HC * 0.1, abs=0.1)
+    assert biometry({"head": _ellipse()}, "thorax")[0] == []  # a known plane without biometry
+    other, _ = biometry({"head": _ellipse(), "abdomen": _ellipse()}, "other")
+    assert {"hc", "ac"} <= {r.name for r in other}  # not a known plane: whatever is found

@@ -56,4 +56,4 @@ def test_report_on_a_real_hc18_image(tiny_run, hc18_path, tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads((tmp_path / f"{img.stem}.json").read_text())
     assert d["pixel_spacing_mm"] and "HC18" in d["pixel_spacing_source"]
-    assert all(m["unit"] in ("mm", "deg") for m in d["measurements"])
+    assert all(m["unit"] in ("mm", "deg") for m in d["measurements"].values())

@@ -60,6 +60,18 @@ def test_report_without_spacing_says_px():
     assert "lengths in pixels" in r.to_html() and "HC 300.0 px" in r.to_markdown()
 
 
+def test_an_unreliable_measurement_says_why_instead_of_a_number():
+    r = ConceptReport.example()
+    r.measurements = [MeasurementRow("hc", 171.0, "mm", 0.41, "the mask is in 3 pieces (quality 0.41 < 0.85)"),
+                      MeasurementRow("bpd", 42.0, "mm", 0.97)]
+    html, md = r.to_html(), r.to_markdown()
+    assert "<b>unreliable</b> <s>171.0 mm</s>" in html and "the mask is in 3 pieces" in html and "42.0 mm" in html
+    assert "HC unreliable (measured 171.0 mm: the mask is in 3 pieces" in md and "- BPD 42.0 mm" in md
+    d = json.loads(r.to_json())["measurements"]
+    assert d["hc"]["value"] is None and d["hc"]["measured"] == 171.0 and d["hc"]["reliable"] is False
+    assert d["bpd"]["value"] == 42.0 and d["bpd"]["reliable"] and d["bpd"]["reason"] is None
+
+
 def test_explain_image_on_tiny_model(tiny_model, small_image):
     r = explain_image(tiny_model, small_image, info={"run_dir": "tiny"}, pixel_spacing_mm=0.2,
                       spacing_source="test", heatmap="gradcam")
