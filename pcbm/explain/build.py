@@ -160,14 +160,17 @@ def explain_image(
         source: the name shown for the image (default: the file path).
     """
     from pcbm.explain.explainers import DecisionExplainer
-    from pcbm.models.inference import original_masks, run_model
+    from pcbm.models.inference import biometry_masks, original_masks, run_model
 
     model.family.require_concepts("a concept report")
     img, name, notes, found, found_source = load_image(image)
     pixel_spacing_mm, spacing_source = _spacing(pixel_spacing_mm, spacing_source, found, found_source)
     out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
     plane = PLANE_NAMES[int(out.plane_index[0])]
-    masks = original_masks(out, 0, box)  # (V, H, W)
+    masks = biometry_masks(model, img, original_masks(out, 0, box))  # (V, H, W), the head refined if it can be
+    if getattr(model, "head_refiner", None) is not None and (masks[VISUAL_CONCEPT_NAMES.index("head")] > 0.5).any():
+        notes.append("the head outline (and HC, BPD, OFD) is the head refiner's: the head cropped from the "
+                     "original image and segmented again")
     intervened = set(getattr(intervention, "properties", {}) or {})
     raw = {n: float(out.properties[0, i]) for i, n in enumerate(PROPERTY_CONCEPT_NAMES)}  # what assess() read
     checklist = checklist_for(plane, raw, intervened)

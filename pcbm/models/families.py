@@ -116,6 +116,16 @@ class FamilyModel(nn.Module):
     def family(self) -> ModelFamily:
         return get_family(self.FAMILY)
 
+    @property
+    def head_refiner(self) -> nn.Module | None:
+        """The head-biometry refiner attached to this model (:mod:`pcbm.models.head_refiner`), or None."""
+        return self.__dict__.get("_head_refiner")
+
+    def attach_head_refiner(self, refiner: nn.Module | None) -> None:
+        """Use ``refiner`` for HC, BPD and OFD (None detaches it). It is kept outside this model's
+        submodules, so the model's state dict and ``save_model`` stay the plane model's alone."""
+        self.__dict__["_head_refiner"] = refiner
+
     def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
         """uint8 (H, W) images of any sizes -> this model's (B, 1, ·, ·) input and each image's geometry.
 

@@ -73,13 +73,30 @@ def predict_images(
         chunk = slice(start, start + batch_size)
         out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
         for j, box in enumerate(boxes):
-            results.append(_to_dict(out, j, box, names[start + j], spacing[start + j], has_concepts, classes))
+            masks = biometry_masks(model, images[start + j], original_masks(out, j, box)) if has_concepts else None
+            results.append(_to_dict(out, j, masks, names[start + j], spacing[start + j], has_concepts, classes))
     return results
 
 
 def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:
     """(V, H, W) mask probabilities of item ``index`` at the original image size."""
     return unletterbox(out.masks[index].float().cpu().numpy(), box)
+
+
+def biometry_masks(model: Any, image: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(V, H, W) original-size probabilities with the head redrawn by the model's head refiner
+    (:attr:`FamilyModel.head_refiner`) around the plane model's head, when one is attached and a
+    head was found; the masks unchanged otherwise. Measurements are taken on these."""
+    refiner = getattr(model, "head_refiner", None)
+    k = VISUAL_CONCEPT_NAMES.index("head")
+    if refiner is None or not (masks[k] > 0.5).any():
+        return masks
+    prob = refiner.refine(np.asarray(image), masks[k] > 0.5)
+    if prob is None:
+        return masks
+    out = masks.copy()
+    out[k] = prob
+    return out
 
 
 def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) -> dict[str, dict]:
@@ -91,8 +108,8 @@ def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) 
     return {m.name: m.to_dict() for m in rows}
 
 
-def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float | None, has_concepts: bool,
-             classes: Sequence[str] = ()) -> dict:
+def _to_dict(out: PCBMOutput, j: int, masks: np.ndarray | None, name: str, spacing: float | None,
+             has_concepts: bool, classes: Sequence[str] = ()) -> dict:
     plane = PLANE_NAMES[int(out.plane_index[j])]
     probs = {p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[j].tolist(), strict=True)}
     props: dict[str, float | None] = {}
@@ -101,7 +118,7 @@ def _to_dict(out: PCBMOutput, j: int, box: Letterbox, name: str, spacing: float 
         for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
             v = float(out.properties[j, i])
             props[n] = None if (not bool(out.applicable[j, i]) or math.isnan(v)) else round(v, 4)
-        meas = measurements(original_masks(out, j, box), plane, spacing)
+        meas = measurements(masks, plane, spacing)
     res = {"image": name, "plane": plane, "plane_probs": probs, "status": out.status[j],
            "standard": bool(out.standard[j]), "properties": props, "measurements": meas,
            "missing_criteria": list(out.missing[j])}

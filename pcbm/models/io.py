@@ -90,12 +90,16 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
 
     Returns:
         (model in eval mode, info) where info holds ``run_dir``, ``config`` (config.json, if any)
-        and ``metrics`` (metrics.json, if any); for a pretrained reference, ``run_dir`` None,
+        and ``metrics`` (metrics.json, if any), and ``head_refiner`` (its file and training data)
+        when the run directory holds a ``head_refiner.pt`` (attached to the model: HC, BPD and OFD
+        are then measured on its outline); for a pretrained reference, ``run_dir`` None,
         ``config`` {"model": its config} and ``weights`` (the file read).
 
     Raises:
         InputError: no model there, or an unreadable one.
     """
+    from pcbm.models.head_refiner import FILE as REFINER_FILE
+    from pcbm.models.head_refiner import load_refiner
     from pcbm.models.pcbm import build_model
 
     pretrained = _pretrained_config(ref)
@@ -122,6 +126,11 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
         raise InputError(f"cannot read model {file}: its weights do not fit its config ({_first_line(e)})") from None
     model.eval().to(device)
     info: dict[str, Any] = {"run_dir": str(run_dir)}
+    if (run_dir / REFINER_FILE).is_file():  # a head refiner beside the model: used for HC, BPD, OFD
+        refiner, meta = load_refiner(run_dir / REFINER_FILE)
+        model.attach_head_refiner(refiner.to(device))
+        info["head_refiner"] = {"file": str(run_dir / REFINER_FILE), "steps": meta.get("steps"),
+                                "trained_on": (meta.get("train") or {}).get("data"), "split": meta.get("split")}
     for key in ("config", "metrics"):
         p = run_dir / f"{key}.json"
         try:

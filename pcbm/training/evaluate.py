@@ -50,7 +50,7 @@ def evaluate(
     n = len(dataset) if limit is None else min(limit, len(dataset))
     scores: list[_PlaneScores | _ConceptScores | _MaskScores] = [_PlaneScores()]
     if model.family.has_concepts:
-        scores += [_ConceptScores(), _MaskScores()]
+        scores += [_ConceptScores(), _MaskScores(model)]
     failed: list[dict[str, Any]] = []  # samples that could not be read: reported, the rest goes on
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
@@ -133,36 +133,64 @@ class _ConceptScores:
         }
 
 
-class _MaskScores:
-    """Dice per labelled structure and HC error (mm), both at the original image size."""
+#: HC bands (mm) of the biometry figures: first-trimester heads, between, late heads (often cut by the sector)
+HC_BANDS = (("<100", 0.0, 100.0), ("100-200", 100.0, 200.0), (">200", 200.0, math.inf))
 
-    def __init__(self) -> None:
+
+class _MaskScores:
+    """Dice per labelled structure and HC error (mm), both at the original image size; the head is
+    the model's head refiner's where one is attached (what predict and the report measure on)."""
+
+    def __init__(self, model: Any = None) -> None:
+        self.model = model
         self.dice: dict[str, list[float]] = defaultdict(list)
-        self.hc_err: list[float] = []
+        self.hc: list[tuple[float, float, bool]] = []  # (error, true HC, reliable)
 
     def update(self, out: Any, j: int, s: Any, box: Any) -> None:
+        from pcbm.models.inference import biometry_masks
+
         labelled = [c for c in s.masks if c in VISUAL_CONCEPT_NAMES]
         if not labelled:
             return
-        idx = [VISUAL_CONCEPT_NAMES.index(c) for c in labelled]
-        probs = unletterbox(out.masks[j, idx].float().cpu().numpy(), box)
-        for c, pm in zip(labelled, probs, strict=True):
+        probs = unletterbox(out.masks[j].float().cpu().numpy(), box)
+        if "head" in labelled:
+            probs = biometry_masks(self.model, s.image, probs)
+        for c in labelled:
             gt = np.asarray(s.masks[c]) > 0
             if gt.any():
-                pr = pm > 0.5
+                pr = probs[VISUAL_CONCEPT_NAMES.index(c)] > 0.5
                 self.dice[c].append(2.0 * float((pr & gt).sum()) / float(pr.sum() + gt.sum()))
         hc_true = s.properties.get("hc_mm")
         if "head" in labelled and hc_true is not None and s.pixel_spacing_mm:
-            self.hc_err.append(abs(_hc_mm(probs[labelled.index("head")], s.pixel_spacing_mm) - float(hc_true)))
+            hc, reliable = _hc_mm(probs[VISUAL_CONCEPT_NAMES.index("head")], s.pixel_spacing_mm)
+            self.hc.append((abs(hc - float(hc_true)), float(hc_true), reliable))
 
     def result(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "dice": {c: float(np.mean(self.dice[c])) for c in VISUAL_CONCEPT_NAMES if self.dice[c]},
-            "hc_mae_mm": float(np.mean(self.hc_err)) if self.hc_err else None,
+            "hc_mae_mm": float(np.mean([e for e, _, _ in self.hc])) if self.hc else None,
         }
-        if self.hc_err:
-            result["hc_n"] = len(self.hc_err)
+        if self.hc:
+            result.update(hc_summary(*map(np.array, zip(*self.hc, strict=True))))
         return result
+
+
+def hc_summary(errors: np.ndarray, true_hc: np.ndarray, reliable: np.ndarray) -> dict[str, Any]:
+    """HC error figures: n, median, p95, max; the share flagged unreliable, the MAE and max of the
+    rest (what a user is shown as a number); MAE per HC band (:data:`HC_BANDS`).
+
+    Example:
+        >>> d = hc_summary(np.array([1.0, 2.0, 30.0]), np.array([90.0, 150.0, 250.0]), np.array([True, True, False]))
+        >>> d["hc_flagged_share"], d["hc_mae_reliable_mm"], d["hc_by_band"][">200"]
+        (0.333, 1.5, {'n': 1, 'mae_mm': 30.0})
+    """
+    e, t, ok = (np.asarray(errors, float), np.asarray(true_hc, float), np.asarray(reliable, bool))
+    bands = {name: {"n": int(m.sum()), "mae_mm": round(float(e[m].mean()), 3)}
+             for name, lo, hi in HC_BANDS if (m := (t >= lo) & (t < hi)).any()}
+    return {"hc_n": len(e), "hc_median_mm": float(np.median(e)), "hc_p95_mm": float(np.percentile(e, 95)),
+            "hc_max_mm": float(e.max()), "hc_flagged_share": round(float(1 - ok.mean()), 3),
+            "hc_mae_reliable_mm": float(e[ok].mean()) if ok.any() else None,
+            "hc_max_reliable_mm": float(e[ok].max()) if ok.any() else None, "hc_by_band": bands}
 
 
 def _load(dataset: SampleDataset, indices: range, failed: list[dict[str, Any]]) -> list[Any]:
@@ -178,14 +206,19 @@ def _load(dataset: SampleDataset, indices: range, failed: list[dict[str, Any]]) 
     return samples
 
 
-def _hc_mm(prob: np.ndarray, spacing: float) -> float:
-    """HC (mm) of the ellipse fitted to the predicted head mask; 0 when nothing is segmented."""
-    from pcbm.concepts.measure import fit_ellipse
+def _hc_mm(prob: np.ndarray, spacing: float) -> tuple[float, bool]:
+    """HC (mm) of the robust ellipse fitted to the predicted head mask and whether the fit is
+    reliable (:func:`pcbm.concepts.measure.measure`); (0, False) when nothing is segmented."""
+    from pcbm.concepts.measure import measure
 
     m = prob > 0.5
     if not m.any():
-        return 0.0
-    return fit_ellipse(m).perimeter * spacing
+        return 0.0, False
+    try:
+        found = measure({"head": m}, pixel_spacing_mm=spacing).get("hc")
+    except ValueError:  # a degenerate mask
+        return 0.0, False
+    return (found.value, found.reliable) if found is not None else (0.0, False)
 
 
 def _binary_stats(pred: list[float], true: list[float]) -> dict[str, float | int | None]:

@@ -73,3 +73,35 @@ def test_a_missing_or_foreign_refiner_file_is_named(tmp_path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="is not a pcbm head refiner"):
         load_refiner(bad)
+
+
+def test_a_refiner_beside_model_pt_is_attached_and_measures_the_head(tmp_path) -> None:
+    import torch
+
+    from pcbm.concepts import VISUAL_CONCEPT_NAMES
+    from pcbm.data import open_dataset
+    from pcbm.models import build_model, load_model, save_model
+    from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, save_refiner
+    from pcbm.models.inference import biometry_masks
+    from pcbm.training import evaluate
+
+    torch.manual_seed(0)
+    save_model(build_model("tiny").eval(), tmp_path)
+    plain, info = load_model(tmp_path)
+    assert plain.head_refiner is None and "head_refiner" not in info
+    refiner = HeadRefiner(RefinerConfig(size=64, decoder_channels=(16, 8, 8, 8, 8))).eval()
+    save_refiner(refiner, tmp_path, {"steps": 7, "train": {"data": ["hc18:x"]}, "split": "split seed 0"})
+    model, info = load_model(tmp_path)
+    assert model.head_refiner is not None and info["head_refiner"]["steps"] == 7
+    assert not any(k.startswith("_head_refiner") for k in model.state_dict())  # the plane model's weights only
+    image = np.random.default_rng(0).integers(0, 255, (270, 400), dtype=np.uint8)
+    masks = np.zeros((len(VISUAL_CONCEPT_NAMES), 270, 400), np.float32)
+    masks[VISUAL_CONCEPT_NAMES.index("head")] = _head()
+    out = biometry_masks(model, image, masks)
+    k = VISUAL_CONCEPT_NAMES.index("head")
+    assert np.allclose(out[k], model.head_refiner.refine(image, _head()))  # the head is the refiner's
+    assert np.array_equal(np.delete(out, k, 0), np.delete(masks, k, 0))  # nothing else changes
+    assert biometry_masks(plain, image, masks) is masks
+    assert refiner.refine(image).shape == (270, 400) or refiner.refine(image) is None  # finds the head itself
+    m = evaluate(model, open_dataset("phantom:n=4,size=64,seed=1"))
+    assert m["hc_mae_mm"] is not None and 0 <= m["hc_flagged_share"] <= 1 and m["hc_by_band"]
