@@ -19,8 +19,10 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
         model_ref: str = typer.Argument(..., metavar="RUN|default", help="A run directory, or 'default' for the shipped model."),
-        images: list[Path] = typer.Argument(..., metavar="IMAGE...",
-                                            help="Image files (PNG, JPEG, BMP, TIFF) or ultrasound DICOM files."),
+        images: list[str] = typer.Argument(..., metavar="IMAGE...",
+                                           help="Image files (PNG, JPEG, BMP, TIFF), ultrasound DICOM files, folders, "
+                                                "or data specs (hc18:PATH?split=val): each image gets its dataset's "
+                                                "pixel spacing and recorded HC."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for the reports and index.html (earlier reports "
                                                           "there are kept and listed)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace reports of the same name in --out."),
@@ -43,18 +45,21 @@ def register(app: typer.Typer) -> None:
         methods = ("gradcam", "integrated_gradients", "saliency", "none")
         if heatmap not in methods:
             raise InputError(f"unknown --heatmap {heatmap!r}; choose {', '.join(methods)}")
+        from pcbm.data.io import expand_inputs
+
         spacing, source = _spacing(pixel_spacing)
+        inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
         model, info = load_model(model_ref)
         model.family.require_concepts("a concept report")  # once, not once per image
         columns = (TextColumn("[bold]report"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    TextColumn("{task.description}"))
         with Progress(*columns) as progress:
-            task = progress.add_task("", total=len(images))
+            task = progress.add_task("", total=len(inputs))
 
             def done(i: int, stem: str, r: ConceptReport | None) -> None:
                 progress.update(task, advance=1, description=stem)
 
-            run = write_reports(model, images, out, info, spacing, source, fmts,
+            run = write_reports(model, inputs, out, info, spacing, source, fmts,
                                 heatmap=None if heatmap == "none" else heatmap, on_done=done, overwrite=overwrite)
         for stem, r in run.written:
             typer.echo(f"{stem}: {r.plane} — {r.status_label} ({r.confidence:.0%})"
@@ -63,7 +68,7 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"error: {stem}: {message}", fg=typer.colors.RED, err=True)
         typer.echo(f"wrote {len(run.written)} report(s) and {run.index}")
         if run.failures:
-            typer.secho(f"{len(run.failures)} of {len(images)} images failed", fg=typer.colors.RED, err=True)
+            typer.secho(f"{len(run.failures)} of {len(inputs)} images failed", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
 
     @app.command("intervene")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -57,7 +58,9 @@ def register(app: typer.Typer) -> None:
     def predict_cmd(
         run: str = typer.Argument(..., help="Run directory, 'default' for the shipped model, or 'sononet16' "
                                             "(the pretrained SonoNet-16 reference classifier)."),
-        images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF) or ultrasound DICOM files."),
+        images: list[str] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF), ultrasound DICOM files, "
+                                                     "folders, or data specs (hc18:PATH?split=val): each image with "
+                                                     "its dataset's pixel spacing and recorded values."),
         pixel_spacing: float = typer.Option(None, "--pixel-spacing",
                                             help="mm per pixel for every image (else from the DICOM header or the "
                                                  "image's dataset CSV when known; px without)."),
@@ -69,32 +72,56 @@ def register(app: typer.Typer) -> None:
         """
         import torch
 
-        from pcbm.data.io import read_input_image
+        from pcbm.data.base import DatasetItem
+        from pcbm.data.io import expand_inputs
         from pcbm.errors import InputError
-        from pcbm.models import load_model, predict_images
+        from pcbm.models import load_model
         from pcbm.validate import pixel_spacing as valid_spacing
 
         if pixel_spacing is not None:
             pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
         torch.set_num_threads(threads)
+        inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
         model, _ = load_model(run)
         failed = 0
-        for path in images:
+        for item in inputs:
+            name = item.name if isinstance(item, DatasetItem) else str(item)
             try:
-                loaded = read_input_image(path)
-                spacing = pixel_spacing if pixel_spacing is not None else loaded.pixel_spacing_mm
-                [res] = predict_images(model, [loaded.image], spacing, names=[str(path)])
+                res = _predict_one(model, item, name, pixel_spacing)
             except InputError as e:
                 failed += 1
-                typer.secho(f"error: {path}: {e}", fg=typer.colors.RED, err=True)
+                typer.secho(f"error: {name}: {e}", fg=typer.colors.RED, err=True)
                 continue
-            if spacing is not None:
-                res["pixel_spacing_mm"] = spacing
-                res["pixel_spacing_source"] = "--pixel-spacing" if pixel_spacing is not None else loaded.spacing_source
-            if loaded.notes:
-                res["notes"] = list(loaded.notes)
             typer.echo(json.dumps(jsonable(res), allow_nan=False))
             sys.stdout.flush()
         if failed:
-            typer.secho(f"{failed} of {len(images)} images failed", fg=typer.colors.RED, err=True)
+            typer.secho(f"{failed} of {len(inputs)} images failed", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
+
+
+def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -> dict[str, Any]:
+    """``pcbm predict``'s record of one input (a file or a DatasetItem): spacing from the flag, else
+    the DICOM header / dataset; the dataset's recorded measurements beside the measured ones."""
+    from pcbm.data.base import DatasetItem
+    from pcbm.data.io import find_recorded, read_input_image
+    from pcbm.explain.build import recorded_values
+    from pcbm.models import predict_images
+
+    if isinstance(item, DatasetItem):
+        s = item.load()
+        image, found, found_source, notes = s.image, s.pixel_spacing_mm, f"dataset ({item.spec})", []
+        recorded, recorded_source = recorded_values(s)
+    else:
+        loaded = read_input_image(item)
+        image, found, found_source, notes = loaded.image, loaded.pixel_spacing_mm, loaded.spacing_source, loaded.notes
+        recorded, recorded_source = find_recorded(item) if not loaded.spacing_source == "DICOM header" else ({}, None)
+    spacing = flag_spacing if flag_spacing is not None else found
+    [res] = predict_images(model, [image], spacing, names=[name])
+    if spacing is not None:
+        res["pixel_spacing_mm"] = spacing
+        res["pixel_spacing_source"] = "--pixel-spacing" if flag_spacing is not None else found_source
+        if recorded:
+            res["recorded"], res["recorded_source"] = recorded, recorded_source
+    if notes:
+        res["notes"] = list(notes)
+    return res

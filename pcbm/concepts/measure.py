@@ -182,6 +182,10 @@ def fit_ellipse(mask: np.ndarray, name: str = "head") -> Ellipse:
 #: distance is within this fraction of the semi-minor axis (and at least FIT_TOLERANCE_MIN_PX) ...
 FIT_TOLERANCE_FRACTION = 0.03
 FIT_TOLERANCE_MIN_PX = 1.5
+#: ... and an outline point counts as on the ellipse for the quality score within this fraction of the
+#: semi-minor axis: calibrated on HC18 *training* subjects (bench/calibrate_fit_quality.py: the
+#: smallest tolerance at which 98 % of the head refiner's training outlines score reliable)
+QUALITY_TOLERANCE_FRACTION = 0.06
 #: ... the trimmed refit runs at most this many rounds ...
 FIT_ROUNDS = 8
 #: ... a neck narrower than this fraction of the equivalent radius joining two blobs is cut (a head
@@ -308,7 +312,7 @@ def fit_ellipse_robust(mask: np.ndarray, name: str = "head") -> EllipseFit:
             break
         keep = new
         e = _cv_ellipse(pts[keep])
-    tol = max(FIT_TOLERANCE_MIN_PX, FIT_TOLERANCE_FRACTION * e.semi_minor)
+    tol = max(FIT_TOLERANCE_MIN_PX, QUALITY_TOLERANCE_FRACTION * e.semi_minor)
     on = float(np.mean(np.abs(radial_distance(e, pts)) <= tol))
     filled = np.zeros(m.shape, np.uint8)
     cv2.drawContours(filled, parts, -1, 1, -1)

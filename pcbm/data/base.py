@@ -6,6 +6,8 @@ import hashlib
 import inspect
 import typing
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pcbm.data.sample import Sample
@@ -36,6 +38,10 @@ class SampleDataset(Sequence[Sample]):
     def subject_of(self, index: int) -> str:
         """Subject/patient id of sample ``index`` (default: the index itself)."""
         return str(index)
+
+    def item_name(self, index: int) -> str:
+        """A short, cheap name of sample ``index`` for reports and JSON (default ``<name>_<index>``)."""
+        return f"{self.name}_{index:05d}"
 
     def split_indices(self, split: str, val_fraction: float = 0.2, seed: int = 0) -> list[int]:
         """Indices of a subject-level split.
@@ -72,6 +78,11 @@ class EntriesDataset(SampleDataset):
     def subject_of(self, index: int) -> str:
         return self.entries[index].subject
 
+    def item_name(self, index: int) -> str:
+        """The file stem of the entry's image when it has one; else ``<name>_<index>``."""
+        image = getattr(self.entries[index], "image", None)
+        return Path(image).stem if isinstance(image, str | Path) else super().item_name(index)
+
     def entry(self, index: int):  # noqa: ANN201 - the subclass's record type
         """The record of sample ``index``; IndexError outside the dataset (so iteration stops)."""
         if not 0 <= index < len(self.entries):
@@ -99,6 +110,26 @@ class Subset(SampleDataset):
 
     def subject_of(self, index: int) -> str:
         return self.base.subject_of(self.indices[index])
+
+    def item_name(self, index: int) -> str:
+        return self.base.item_name(self.indices[index])
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """A reference to sample ``index`` of a dataset, read only when used (``pcbm report`` and
+    ``pcbm predict`` given a data spec: each image with its own pixel spacing and recorded values)."""
+
+    dataset: SampleDataset
+    index: int
+    spec: str
+
+    @property
+    def name(self) -> str:
+        return self.dataset.item_name(self.index)
+
+    def load(self) -> Sample:
+        return self.dataset[self.index]
 
 
 def register_dataset(kind: str) -> Callable[[Callable[..., SampleDataset]], Callable[..., SampleDataset]]:

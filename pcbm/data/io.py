@@ -28,13 +28,15 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from pcbm.errors import InputError
+from pcbm.errors import InputError, unknown_name
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # 40 megapixels: 5x the largest ultrasound frames (4K monitors, 3840x2160 = 8.3 MP) and above any
@@ -263,32 +265,69 @@ def find_pixel_spacing(path: str | os.PathLike[str]) -> tuple[float | None, str 
         InputError: the dataset's CSV lists the file with a spacing that is not a valid number
         (naming the CSV, line and column), or the CSV cannot be read.
     """
-    from pcbm.data.tables import read_csv
     from pcbm.validate import pixel_spacing
 
-    p = Path(path)
+    row = _dataset_row(Path(path))
+    if row is None:
+        return None, None
+    where, table, header, cells, line = row
+    if header is None:  # HC18: filename, pixel size, [HC]
+        if len(cells) < 2:
+            return None, None
+        return pixel_spacing(cells[1], f"{where}, line {line}, column 2 (pixel size)"), f"dataset ({table}, HC18)"
+    if "pixel_spacing_mm" not in header:
+        return None, None
+    j = header.index("pixel_spacing_mm")
+    if len(cells) <= j or not cells[j]:
+        return None, None
+    value = pixel_spacing(cells[j], f"{where}, line {line}, column 'pixel_spacing_mm'")
+    return value, "dataset (labels.csv, folder format)"
+
+
+def find_recorded(path: str | os.PathLike[str]) -> tuple[dict[str, float], str | None]:
+    """The measurements a dataset records for an image file (``{"hc": 171.3}``, mm) and where from:
+    HC18's CSV (its HC column) or a folder-format ``labels.csv`` (columns named after continuous
+    property concepts, ``hc_mm``); ({}, None) when none. A malformed cell is skipped, not guessed."""
+    from pcbm.concepts import CONTINUOUS_PROPERTIES, get_property_concept
+
+    row = _dataset_row(Path(path))
+    if row is None:
+        return {}, None
+    where, table, header, cells, _ = row
+    columns = {2: "hc_mm"} if header is None else {header.index(n): n for n in CONTINUOUS_PROPERTIES if n in header}
+    found: dict[str, float] = {}
+    for j, name in columns.items():
+        try:
+            v = float(cells[j]) if j < len(cells) and cells[j] else None
+        except ValueError:
+            v = None
+        if v is not None and v > 0:
+            found[get_property_concept(name).measurement_keys[0]] = v
+    return found, (f"dataset ({table})" if found else None)
+
+
+def _dataset_row(p: Path) -> tuple[Path, str, list[str] | None, list[str], int] | None:
+    """(CSV path, table name, header or None for HC18's headerless use, the file's cells, line) of
+    the dataset table that lists image file ``p``; None when none does."""
+    from pcbm.data.tables import read_csv
+
     for folder in (p.parent, p.parent.parent):
         for table in ("pixel_size_and_hc.csv", "training_set_pixel_size_and_HC.csv", "test_set_pixel_size.csv"):
             csv_path = folder / table
-            if not csv_path.is_file():
-                continue
-            for line, cells in read_csv(csv_path):
-                if cells[0] == p.name and len(cells) > 1:
-                    value = pixel_spacing(cells[1], f"{csv_path}, line {line}, column 2 (pixel size)")
-                    return value, f"dataset ({table}, HC18)"
+            if csv_path.is_file():
+                for line, cells in read_csv(csv_path):
+                    if cells and cells[0] == p.name:
+                        return csv_path, table, None, cells, line
     labels = p.parent.parent / "labels.csv"
     if p.parent.name == "images" and labels.is_file():
         rows = read_csv(labels)
         header = rows[0][1]
-        if "image" in header and "pixel_spacing_mm" in header:
-            i, j = header.index("image"), header.index("pixel_spacing_mm")
+        if "image" in header:
+            i = header.index("image")
             for line, cells in rows[1:]:
-                if len(cells) > max(i, j) and cells[i] == p.name:
-                    if not cells[j]:
-                        return None, None
-                    value = pixel_spacing(cells[j], f"{labels}, line {line}, column 'pixel_spacing_mm'")
-                    return value, "dataset (labels.csv, folder format)"
-    return None, None
+                if len(cells) > i and cells[i] == p.name:
+                    return labels, "labels.csv", header, cells, line
+    return None
 
 
 def read_mask(
@@ -331,3 +370,50 @@ def write_png(path: str | os.PathLike[str], arr: np.ndarray) -> None:
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files (by extension) directly inside ``folder``, sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+#: dataset tables whose presence makes a folder given to ``report`` / ``predict`` a dataset
+_DATASET_TABLES = {"labels.csv": "folder", "pixel_size_and_hc.csv": "hc18", "training_set_pixel_size_and_HC.csv": "hc18"}
+
+
+def expand_inputs(args: Sequence[str | os.PathLike[str]]) -> list[Any]:
+    """What ``pcbm report`` / ``pcbm predict`` were given, as a list of image files and
+    :class:`~pcbm.data.base.DatasetItem` s (read lazily, each with its own spacing and recorded values).
+
+    An existing file stays a file; a folder that is a dataset (``labels.csv``, HC18's CSV) becomes
+    its samples, any other folder its image and DICOM files (an empty one stays as given); a data spec (``hc18:PATH?split=val``,
+    ``folder:PATH``, ``phantom:n=4``) its samples. Anything else stays as given, so the reader names
+    the missing file for that image alone.
+
+    Example:
+        >>> [type(x).__name__ for x in expand_inputs(["phantom:n=2,size=64"])]
+        ['DatasetItem', 'DatasetItem']
+    """
+    from pcbm.data.base import _REGISTRY, DatasetItem, _load_builtin, open_dataset, parse_spec
+    from pcbm.data.dicom import is_dicom_file
+
+    out: list[Any] = []
+    for arg in args:
+        p = Path(arg)
+        spec: str | None = None
+        if p.is_dir():
+            kind = next((k for t, k in _DATASET_TABLES.items() if (p / t).is_file()), None)
+            if kind is None:
+                files = [f for f in sorted(p.iterdir()) if f.is_file() and (
+                    f.suffix.lower() in (*IMAGE_EXTENSIONS, ".dcm") or is_dicom_file(f))]
+                out += files or [p]  # an empty folder: the reader names it, that input alone fails
+                continue
+            spec = f"{kind}:{p}"
+        elif not p.exists() and ":" in str(arg):
+            _load_builtin()
+            kind = parse_spec(str(arg))[0]
+            looks_like_spec = re.fullmatch(r"[a-z_][a-z0-9_]*", kind) and p.suffix.lower() not in IMAGE_EXTENSIONS
+            if kind not in _REGISTRY and looks_like_spec:
+                raise unknown_name(kind, sorted(_REGISTRY), "dataset kind", f" in data spec {str(arg)!r}")
+            spec = str(arg) if kind in _REGISTRY else None
+        if spec is None:
+            out.append(p)
+            continue
+        ds = open_dataset(spec)
+        out += [DatasetItem(ds, i, spec) for i in range(len(ds))]
+    return out

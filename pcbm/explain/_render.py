@@ -16,13 +16,15 @@ _MODEL_KEYS = ("name", "config", "run", "path", "trained_on", "data", "dataset",
                "git", "metrics", "notes")
 
 
-def _measurement_row(m: Any) -> str:
-    """A measurement's table row; an unreliable one says why and shows its number struck through."""
+def _measurement_row(m: Any, recorded: dict[str, float] | None = None) -> str:
+    """A measurement's table row; an unreliable one says why and shows its number struck through.
+    With ``recorded`` (the dataset's values) a last cell gives the recorded value, or a dash."""
     q = "—" if m.quality is None else f"{m.quality:.2f}"
+    rec = "" if recorded is None else (f"<td>{recorded[m.name]:.1f} mm</td>" if m.name in recorded else "<td>—</td>")
     if m.reliable:
-        return f"<tr><td>{_e(m.label)}</td><td>{m.value:.1f} {_e(m.unit)}</td><td>{q}</td></tr>"
+        return f"<tr><td>{_e(m.label)}</td><td>{m.value:.1f} {_e(m.unit)}</td><td>{q}</td>{rec}</tr>"
     return (f"<tr class='fail'><td>{_e(m.label)}</td><td><b>unreliable</b> <s>{m.value:.1f} {_e(m.unit)}</s>"
-            f"<br><span class='small'>{_e(m.reason)}</span></td><td>{q}</td></tr>")
+            f"<br><span class='small'>{_e(m.reason)}</span></td><td>{q}</td>{rec}</tr>")
 
 
 def _e(x: Any) -> str:
@@ -92,11 +94,25 @@ def _swatch(name: str) -> str:
 
 
 def _concept_value(report: ConceptReport, name: str) -> str:
+    """What the decision layer read for ``name``: a probability, or a length as a share of the
+    image's long side (what the weights multiply) — not a mm value presented as evidence."""
+    if name in report.decision_inputs:
+        x = report.decision_inputs[name]
+        return f"{x:.3f} × long side" if getattr(get_concept(name), "unit", None) else f"{x:.2f}"
     v = report.properties.get(name)
     if v is None:
         return "n/a"
     unit = getattr(get_concept(name), "unit", None)
     return f"{v:.1f} {unit}" if unit else f"{v:.2f}"
+
+
+def _contribution_note(report: ConceptReport, name: str, value: float) -> str:
+    """Why a criterion that holds can still count against the plane (it is shared with a rival)."""
+    met = {r.property for r in report.checklist if r.passed}
+    if value < 0 and name in met:
+        return ("criterion met; the decision layer still weighs it against this plane (it counts "
+                "for another plane as well)")
+    return ""
 
 
 def _criterion_row(r: CriterionRow) -> str:
@@ -136,16 +152,22 @@ def html(report: ConceptReport) -> str:
     else:
         missing = "<p>Not a known plane: no checklist applies.</p>"
     if report.measurements:
-        mrows = "".join(_measurement_row(m) for m in report.measurements)
-        measures = f"<table><tr><th>measurement</th><th>value</th><th>fit quality</th></tr>{mrows}</table>"
+        rec = report.recorded or None
+        mrows = "".join(_measurement_row(m, rec) for m in report.measurements)
+        head = "<th>recorded</th>" if rec else ""
+        measures = f"<table><tr><th>measurement</th><th>value</th><th>fit quality</th>{head}</tr>{mrows}</table>"
+        if rec:
+            measures += f"<p class='small'>Recorded values: {_e(report.recorded_source or 'the dataset')}.</p>"
     else:
         measures = "<p>No measurable structure (head, abdomen or femur) was found.</p>"
     vmax = max([abs(v) for _, v in report.contributions] or [1.0]) or 1.0
     crows = "".join(
         f"<tr><td>{_e(n)}</td><td>{_concept_value(report, n)}</td><td>{v:+.2f}</td><td><span class='bar "
-        f"{'pos' if v >= 0 else 'neg'}' style='width:{abs(v) / vmax * 100:.0f}px'></span></td></tr>"
-        for n, v in report.contributions)
-    contrib = (f"<table><tr><th>concept</th><th>value</th><th>contribution (logit)</th><th></th></tr>{crows}</table>"
+        f"{'pos' if v >= 0 else 'neg'}' style='width:{abs(v) / vmax * 100:.0f}px'></span>"
+        + (f"<div class='small'>{_e(note)}</div>" if (note := _contribution_note(report, n, v)) else "")
+        + "</td></tr>" for n, v in report.contributions)
+    contrib = (f"<table><tr><th>concept</th><th>decision input</th><th>contribution (logit)</th><th></th></tr>"
+               f"{crows}</table>"
                f"<p class='small'>Method: {_e(report.contribution_method)}. Positive values pushed the decision "
                f"towards {_e(report.plane)}.</p>") if crows else "<p>No contributions computed.</p>"
     model = "".join(f"<tr><th>{_e(k)}</th><td>{'<br>'.join(_e(x) for x in str(v).splitlines())}</td></tr>"
@@ -201,7 +223,8 @@ def markdown(report: ConceptReport) -> str:
     lines += [f"- **{r.describe()}** — {r.wording}" for r in report.missing_rows()] or [
         "- nothing" if report.standard else "- not a known plane"]
     lines += ["", "## Measurements", ""]
-    lines += [f"- {m}" for m in report.measurements] or ["- none"]
+    lines += [f"- {m}" + (f" (recorded {report.recorded[m.name]:.1f} mm)" if m.name in report.recorded else "")
+              for m in report.measurements] or ["- none"]
     lines += ["", f"Pixel spacing: {report.spacing_text}.", "", "## Top contributing concepts", ""]
     lines += [f"- {n}: {v:+.2f}" for n, v in report.contributions] or ["- none"]
     lines += ["", f"Structures found: {', '.join(_present(report)) or 'none'}", "", "## Model", ""]

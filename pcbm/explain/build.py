@@ -36,8 +36,11 @@ def load_image(image: ImageLike) -> tuple[np.ndarray, str, list[str], float | No
     comes de-identified with its burned-in text masked, and is named by a hash of its path
     (``dicom_<hash>``), never by the path, which can carry a patient's name.
     """
+    from pcbm.data.base import DatasetItem
     from pcbm.data.sample import Sample
 
+    if isinstance(image, DatasetItem):
+        image = image.load()
     if isinstance(image, Sample):
         src = f"dataset ({image.source or 'sample'})" if image.pixel_spacing_mm else None
         return image.image, image.id or "sample", list(image.meta.get("notes", [])), image.pixel_spacing_mm, src
@@ -49,6 +52,29 @@ def load_image(image: ImageLike) -> tuple[np.ndarray, str, list[str], float | No
 
     loaded = read_input_image(image)
     return loaded.image, report_name(image), list(loaded.notes), loaded.pixel_spacing_mm, loaded.spacing_source
+
+
+def recorded_values(image: ImageLike) -> tuple[dict[str, float], str | None]:
+    """The measurements the image's dataset records (``{"hc": 171.3}``, mm) and where from: a
+    sample's own values, or the dataset CSV listing an image file (:func:`pcbm.data.io.find_recorded`)."""
+    from pcbm.concepts import CONTINUOUS_PROPERTIES, get_property_concept
+    from pcbm.data.base import DatasetItem
+    from pcbm.data.sample import Sample
+
+    if isinstance(image, DatasetItem):
+        image = image.load()
+    if isinstance(image, Sample):
+        found = {get_property_concept(n).measurement_keys[0]: float(v) for n in CONTINUOUS_PROPERTIES
+                 if (v := image.properties.get(n)) is not None and not math.isnan(float(v))}
+        return found, (f"dataset ({image.source or 'sample'})" if found else None)
+    if isinstance(image, np.ndarray):
+        return {}, None
+    from pcbm.data.io import find_recorded
+
+    try:
+        return find_recorded(image)
+    except InputError:  # an unreadable table is the spacing lookup's to report; no recorded values
+        return {}, None
 
 
 def report_name(path: str | os.PathLike[str]) -> str:
@@ -159,10 +185,13 @@ def explain_image(
         top_k: how many contributing concepts to list.
         source: the name shown for the image (default: the file path).
     """
+    from pcbm.data.base import DatasetItem
     from pcbm.explain.explainers import DecisionExplainer
     from pcbm.models.inference import biometry_masks, original_masks, run_model
 
     model.family.require_concepts("a concept report")
+    if isinstance(image, DatasetItem):
+        image = image.load()  # once, for the image and its recorded values
     img, name, notes, found, found_source = load_image(image)
     pixel_spacing_mm, spacing_source = _spacing(pixel_spacing_mm, spacing_source, found, found_source)
     out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
@@ -176,6 +205,8 @@ def explain_image(
     checklist = checklist_for(plane, raw, intervened)
     contrib = DecisionExplainer(model).attribute(out.concept_inputs, target=plane)
     heat = _heatmap(model, img, box, plane, heatmap) if heatmap else None
+    measured = _measurements(masks, plane, pixel_spacing_mm, notes)
+    recorded, recorded_source = recorded_values(image)
     return ConceptReport(
         image=img,
         masks={n: masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
@@ -185,14 +216,18 @@ def explain_image(
         plane_probs={p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[0].tolist(), strict=True)},
         checklist=checklist,
         missing=list(out.missing[0]),
-        measurements=_measurements(masks, plane, pixel_spacing_mm, notes),
+        measurements=measured,
         pixel_spacing_mm=pixel_spacing_mm,
         spacing_source=spacing_source if pixel_spacing_mm else None,
         contributions=contrib.top(top_k),
         contribution_method=contrib.method,
         heatmap=heat,
         heatmap_method=heatmap if heatmap else None,
-        properties=_shown_properties(out),
+        properties=_shown_properties(out, measured),
+        decision_inputs={n: round(float(v), 4) for n, v in zip(PROPERTY_CONCEPT_NAMES, out.concept_inputs[0].tolist(),
+                                                                strict=True)},
+        recorded=recorded if pixel_spacing_mm else {},
+        recorded_source=recorded_source if pixel_spacing_mm and recorded else None,
         model=model_card(model, info),
         source=source or name,
         interventions=describe_intervention(intervention),
@@ -210,12 +245,21 @@ def _spacing(given: float | None, given_source: str | None, found: float | None,
     return valid_spacing(given, "pixel spacing"), given_source or "given by the caller"
 
 
-def _shown_properties(out: Any) -> dict[str, float | None]:
-    """The property concepts as the report shows them: None where not applicable or not measured."""
+def _shown_properties(out: Any, measured: Sequence[Measurement] = ()) -> dict[str, float | None]:
+    """The property concepts as the report shows them: None where not applicable or not measured;
+    a length the report measured is that measurement (None when unreliable), so one HC is shown."""
+    from pcbm.concepts import get_property_concept
+
     props: dict[str, float | None] = {}
     for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
         v = float(out.properties[0, i])
         props[n] = None if (not bool(out.applicable[0, i]) or math.isnan(v)) else round(v, 4)
+    by_key = {m.name: m for m in measured if m.unit == "mm"}
+    for n in props:
+        keys = get_property_concept(n).measurement_keys
+        if keys and keys[0] in by_key:
+            m = by_key[keys[0]]
+            props[n] = round(m.value, 2) if m.reliable else None
     return props
 
 
@@ -266,6 +310,7 @@ class ReportRun:
 
 def report_stems(images: Sequence[ImageLike]) -> list[str]:
     """The file stem of each image's report (a DICOM's is a hash of its path; repeats get _2, _3)."""
+    from pcbm.data.base import DatasetItem
     from pcbm.data.sample import Sample
 
     used: set[str] = set()
@@ -273,6 +318,8 @@ def report_stems(images: Sequence[ImageLike]) -> list[str]:
     for i, image in enumerate(images):
         if isinstance(image, np.ndarray):
             stem = f"image_{i:03d}"
+        elif isinstance(image, DatasetItem):
+            stem = image.name
         elif isinstance(image, Sample):
             stem = str(image.id or f"sample_{i:03d}")
         else:

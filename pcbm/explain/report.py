@@ -103,7 +103,12 @@ class ConceptReport:
         contribution_method: "exact" or "integrated_gradients".
         heatmap: (h, w) attribution map in [0, 1] (any size; drawn over the image), or None.
         heatmap_method: how the heatmap was made ("gradcam", "integrated_gradients", "saliency").
-        properties: all predicted property values by name (probabilities; mm for measurements).
+        properties: all predicted property values by name (probabilities; mm for lengths — a
+            length the report measures is that measurement, so the report shows one HC).
+        decision_inputs: the exact values the decision layer read, by concept (probabilities;
+            lengths normalised by the image's long side): what the contributions multiply.
+        recorded: measurements the dataset records for this image (``{"hc": 171.3}``, mm), shown
+            beside the measured ones; ``recorded_source`` says where from.
         model: which model made it and on what data it was trained (name, run, trained_on, …).
         source: the image's file or id.
         interventions: the corrections applied before the decision, as text (empty for none).
@@ -126,6 +131,9 @@ class ConceptReport:
     heatmap: np.ndarray | None = None
     heatmap_method: str | None = None
     properties: dict[str, float | None] = field(default_factory=dict)
+    decision_inputs: dict[str, float] = field(default_factory=dict)
+    recorded: dict[str, float] = field(default_factory=dict)
+    recorded_source: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     interventions: list[str] = field(default_factory=list)
@@ -170,15 +178,19 @@ class ConceptReport:
                          "confidence": self.confidence, "plane_probs": self.plane_probs},
             "checklist": [r.to_dict() for r in self.checklist],
             "missing": list(self.missing),
-            "measurements": {m.name: m.to_dict() for m in self.measurements},
+            "measurements": {m.name: m.to_dict() | ({"recorded": self.recorded[m.name]} if m.name in self.recorded
+                                                    else {}) for m in self.measurements},
+            "recorded": dict(self.recorded), "recorded_source": self.recorded_source,
             "pixel_spacing_mm": self.pixel_spacing_mm,
             "pixel_spacing_source": self.spacing_source,
             "structures": {k: float((np.asarray(v) > 0.5).mean()) for k, v in self.masks.items()
                            if (np.asarray(v) > 0.5).any()},
             "contributions": {"method": self.contribution_method,
-                              "top": [{"concept": n, "value": v} for n, v in self.contributions]},
+                              "top": [{"concept": n, "value": v, "input": self.decision_inputs.get(n)}
+                                      for n, v in self.contributions]},
             "heatmap_method": self.heatmap_method,
             "properties": self.properties,
+            "decision_inputs": dict(self.decision_inputs),
             "interventions": list(self.interventions),
             "notes": list(self.notes),
         }

@@ -118,37 +118,54 @@ class HeadRefiner(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    #: test-time augmentation: also segment the left-right mirrored crop and average (set False for speed)
+    flip_tta = True
+
     @torch.inference_mode()
     def _prob(self, image: np.ndarray, box: CropBox) -> np.ndarray:
         x = torch.from_numpy(crop(image, box, self.config.size))[None, None]
         dev = next(self.parameters()).device
-        prob = torch.sigmoid(self(x.to(dev)))[0, 0].float().cpu().numpy()
-        return uncrop(prob, box, image.shape[:2])
+        x = x.to(dev)
+        if self.flip_tta:
+            logits = self(torch.cat([x, x.flip(-1)]))
+            prob = (torch.sigmoid(logits[0:1]) + torch.sigmoid(logits[1:2]).flip(-1)) / 2
+        else:
+            prob = torch.sigmoid(self(x))
+        return uncrop(prob[0, 0].float().cpu().numpy(), box, image.shape[:2])
 
     @torch.inference_mode()
-    def refine(self, image: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray | None:
+    def refine(self, image: np.ndarray, coarse: np.ndarray | None = None, passes: int | None = None) -> np.ndarray | None:
         """The refined head probability (H, W) of a uint8 image around the ``coarse`` head mask.
 
         Without ``coarse`` the refiner first finds the head itself on the whole frame (a pass at
-        the frame's scale, which it is trained for) and then crops around what it found. None when
-        there is no head to crop around."""
+        the frame's scale, which it is trained for). Each of ``passes`` crops (default 1 around a
+        given mask, 2 from the frame) is taken around the previous outline, so a loose first crop
+        is tightened. None when there is no head to crop around."""
         if coarse is None:
             coarse = self._prob(image, frame_box(image.shape)) > 0.5
-        box = head_box(coarse, self.config.margin)
-        if box is None:
-            return None
-        return self._prob(image, box)
+            passes = 2 if passes is None else passes
+        prob = None
+        for _ in range(max(1, passes or 1)):
+            box = head_box(coarse, self.config.margin)
+            if box is None:
+                return prob
+            prob = self._prob(image, box)
+            coarse = prob > 0.5
+        return prob
 
 
-def save_refiner(model: HeadRefiner, run_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``head_refiner.pt`` (config, weights, what it was trained on) into ``run_dir``."""
+def save_refiner(model: HeadRefiner, run_dir: str | Path, meta: dict[str, Any] | None = None,
+                 half: bool = False) -> Path:
+    """Write ``head_refiner.pt`` (config, weights, what it was trained on) into ``run_dir``;
+    ``half`` stores the float weights as float16 (half the size; loaded back as float32)."""
     from pcbm._io import atomic_open
 
     path = Path(run_dir) / FILE
     cfg = asdict(model.config)
     cfg["decoder_channels"] = list(cfg["decoder_channels"])
     with atomic_open(path, "wb") as f:
-        torch.save({"config": cfg, "state_dict": model.state_dict(), "meta": meta or {}}, f)
+        state = {k: v.half() if half and v.is_floating_point() else v for k, v in model.state_dict().items()}
+        torch.save({"config": cfg, "state_dict": state, "meta": meta or {}}, f)
     return path
 
 
@@ -161,7 +178,7 @@ def load_refiner(path: str | Path) -> tuple[HeadRefiner, dict[str, Any]]:
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
         model = HeadRefiner(RefinerConfig.from_dict(blob["config"]))
-        model.load_state_dict(blob["state_dict"])
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     except (KeyError, TypeError, ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
         raise InputError(f"{p} is not a pcbm head refiner ({type(e).__name__}: {str(e)[:200]})") from None
     return model.eval(), dict(blob.get("meta") or {})
@@ -175,13 +192,5 @@ def jitter_box(box: CropBox, rng: np.random.Generator, scale: tuple[float, float
     return CropBox(box.cx + dx, box.cy + dy, side, float(rng.uniform(-angle, angle)))
 
 
-def hc_px(prob: np.ndarray) -> float:
-    """Perimeter (px) of the ellipse fitted to a probability map thresholded at 0.5 (0 when empty)."""
-    from pcbm.concepts.measure import fit_ellipse
-
-    m = prob > 0.5
-    return fit_ellipse(m).perimeter if m.any() else 0.0
-
-
-__all__ = ["FILE", "MARGIN", "CropBox", "HeadRefiner", "RefinerConfig", "crop", "frame_box", "hc_px", "head_box",
+__all__ = ["FILE", "MARGIN", "CropBox", "HeadRefiner", "RefinerConfig", "crop", "frame_box", "head_box",
            "jitter_box", "load_refiner", "save_refiner", "uncrop"]

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pcbm.errors import InputError
-from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, crop, frame_box, hc_px, head_box, jitter_box
+from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, crop, frame_box, head_box, jitter_box
 from pcbm.training.config import RefinerTrainConfig
 
 
@@ -108,13 +108,18 @@ def _module(model: HeadRefiner, lr: float, steps: int) -> Any:
 
 
 def evaluate_refiner(refiner: HeadRefiner, samples: Any,
-                     coarse: Callable[[Any], np.ndarray | None] | str = "true", limit: int | None = None) -> dict[str, Any]:
-    """HC error (mm) and head Dice of the refined masks at the original resolution.
+                     coarse: Callable[[Any], np.ndarray | None] | str = "true", limit: int | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """HC error (mm), its flags and head Dice of the refined masks at the original resolution.
 
     ``coarse`` says where the crop is taken: ``"true"`` around the true head mask (an upper bound on
     localisation), ``"frame"`` where the refiner finds the head on the whole frame itself (no other
-    model involved), or a function ``coarse(sample)`` giving the mask (a plane model's prediction)."""
-    errors, dices, rows = [], [], []
+    model involved), or a function ``coarse(sample)`` giving the mask (a plane model's prediction).
+    HC is measured as ``predict`` measures it (:func:`pcbm.concepts.measure.measure`: the robust
+    ellipse, flagged when unreliable); figures from :func:`pcbm.training.evaluate.hc_summary`."""
+    from pcbm.training.evaluate import _hc_mm, hc_summary
+
+    errors, true_hc, ok, dices, rows = [], [], [], [], []
     n = len(samples) if limit is None else min(limit, len(samples))
     for i in range(n):
         s = samples[i]
@@ -124,26 +129,29 @@ def evaluate_refiner(refiner: HeadRefiner, samples: Any,
         else:
             around = gt if coarse == "true" else coarse(s)  # type: ignore[operator]
             prob = refiner.refine(s.image, around) if around is not None else None
-        if prob is None:
-            rows.append({"id": s.id, "error": "no head found"})
-            continue
-        pred = prob > 0.5
+        if progress is not None:
+            progress(i + 1, n)
+        pred = prob > 0.5 if prob is not None else np.zeros(np.asarray(s.image).shape[:2], bool)
         hc_true = s.properties.get("hc_mm")
         row: dict[str, Any] = {"id": s.id}
+        if prob is None:
+            row["error"] = "no head found"
         if hc_true is not None and s.pixel_spacing_mm:
-            row["hc_mm"] = hc_px(prob) * s.pixel_spacing_mm
-            row["hc_true_mm"] = float(hc_true)
-            errors.append(abs(row["hc_mm"] - row["hc_true_mm"]))
+            hc, reliable = _hc_mm(pred.astype(np.float32), s.pixel_spacing_mm)
+            row.update(hc_mm=hc, hc_true_mm=float(hc_true), reliable=reliable)
+            errors.append(abs(hc - float(hc_true)))
+            true_hc.append(float(hc_true))
+            ok.append(reliable)
         if gt is not None and gt.any():
             row["dice"] = 2 * float((pred & gt).sum()) / float(pred.sum() + gt.sum())
             dices.append(row["dice"])
         rows.append(row)
-    e = np.array(errors)
-    return {"n": n, "hc_mae_mm": float(e.mean()) if len(e) else None,
-            "hc_median_mm": float(np.median(e)) if len(e) else None,
-            "hc_p95_mm": float(np.percentile(e, 95)) if len(e) else None,
-            "hc_max_mm": float(e.max()) if len(e) else None,
-            "dice": float(np.mean(dices)) if dices else None, "rows": rows}
+    out: dict[str, Any] = {"n": n, "hc_mae_mm": float(np.mean(errors)) if errors else None,
+                           "dice": float(np.mean(dices)) if dices else None}
+    if errors:
+        out.update(hc_summary(np.array(errors), np.array(true_hc), np.array(ok)))
+    out["rows"] = rows
+    return out
 
 
 def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
