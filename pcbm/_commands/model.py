@@ -114,7 +114,7 @@ def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -
     else:
         loaded = read_input_image(item)
         image, found, found_source, notes = loaded.image, loaded.pixel_spacing_mm, loaded.spacing_source, loaded.notes
-        recorded, recorded_source = find_recorded(item) if not loaded.spacing_source == "DICOM header" else ({}, None)
+        recorded, recorded_source = ({}, None) if loaded.spacing_source == "DICOM header" else find_recorded(item)
     spacing = flag_spacing if flag_spacing is not None else found
     [res] = predict_images(model, [image], spacing, names=[name])
     if spacing is not None:

@@ -58,11 +58,8 @@ def recorded_values(image: ImageLike) -> tuple[dict[str, float], str | None]:
     """The measurements the image's dataset records (``{"hc": 171.3}``, mm) and where from: a
     sample's own values, or the dataset CSV listing an image file (:func:`pcbm.data.io.find_recorded`)."""
     from pcbm.concepts import CONTINUOUS_PROPERTIES, get_property_concept
-    from pcbm.data.base import DatasetItem
     from pcbm.data.sample import Sample
 
-    if isinstance(image, DatasetItem):
-        image = image.load()
     if isinstance(image, Sample):
         found = {get_property_concept(n).measurement_keys[0]: float(v) for n in CONTINUOUS_PROPERTIES
                  if (v := image.properties.get(n)) is not None and not math.isnan(float(v))}

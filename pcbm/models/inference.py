@@ -83,19 +83,27 @@ def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:
     return unletterbox(out.masks[index].float().cpu().numpy(), box)
 
 
-def biometry_masks(model: Any, image: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(V, H, W) original-size probabilities with the head redrawn by the model's head refiner
-    (:attr:`FamilyModel.head_refiner`) around the plane model's head, when one is attached and a
-    head was found; the masks unchanged otherwise. Measurements are taken on these."""
+def refined_head(model: Any, image: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """The head probability (H, W) redrawn by the model's head refiner (:attr:`FamilyModel.head_refiner`)
+    around the plane model's ``head`` probability; ``head`` itself when no refiner is attached or
+    no head was found."""
     refiner = getattr(model, "head_refiner", None)
+    if refiner is None or not (head > 0.5).any():
+        return head
+    prob = refiner.refine(np.asarray(image), head > 0.5)
+    return head if prob is None else prob
+
+
+def biometry_masks(model: Any, image: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(V, H, W) original-size probabilities with the head redrawn by :func:`refined_head`; the
+    masks unchanged when there is nothing to redraw. Measurements are taken on these."""
     k = VISUAL_CONCEPT_NAMES.index("head")
-    if refiner is None or not (masks[k] > 0.5).any():
-        return masks
-    prob = refiner.refine(np.asarray(image), masks[k] > 0.5)
-    if prob is None:
+    head = masks[k]
+    redrawn = refined_head(model, image, head)
+    if redrawn is head:
         return masks
     out = masks.copy()
-    out[k] = prob
+    out[k] = redrawn
     return out
 
 

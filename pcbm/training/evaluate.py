@@ -147,22 +147,23 @@ class _MaskScores:
         self.hc: list[tuple[float, float, bool]] = []  # (error, true HC, reliable)
 
     def update(self, out: Any, j: int, s: Any, box: Any) -> None:
-        from pcbm.models.inference import biometry_masks
+        from pcbm.models.inference import refined_head
 
         labelled = [c for c in s.masks if c in VISUAL_CONCEPT_NAMES]
         if not labelled:
             return
-        probs = unletterbox(out.masks[j].float().cpu().numpy(), box)
-        if "head" in labelled:
-            probs = biometry_masks(self.model, s.image, probs)
-        for c in labelled:
+        idx = [VISUAL_CONCEPT_NAMES.index(c) for c in labelled]
+        probs = dict(zip(labelled, unletterbox(out.masks[j, idx].float().cpu().numpy(), box), strict=True))
+        if "head" in probs:
+            probs["head"] = refined_head(self.model, s.image, probs["head"])
+        for c, pm in probs.items():
             gt = np.asarray(s.masks[c]) > 0
             if gt.any():
-                pr = probs[VISUAL_CONCEPT_NAMES.index(c)] > 0.5
+                pr = pm > 0.5
                 self.dice[c].append(2.0 * float((pr & gt).sum()) / float(pr.sum() + gt.sum()))
         hc_true = s.properties.get("hc_mm")
-        if "head" in labelled and hc_true is not None and s.pixel_spacing_mm:
-            hc, reliable = _hc_mm(probs[VISUAL_CONCEPT_NAMES.index("head")], s.pixel_spacing_mm)
+        if "head" in probs and hc_true is not None and s.pixel_spacing_mm:
+            hc, reliable = _hc_mm(probs["head"], s.pixel_spacing_mm)
             self.hc.append((abs(hc - float(hc_true)), float(hc_true), reliable))
 
     def result(self) -> dict[str, Any]:
