@@ -1,4 +1,4 @@
-"""``pcbm eval`` and ``pcbm predict``."""
+"""``pcbm eval``, ``pcbm predict`` and ``pcbm calibrate``."""
 
 from __future__ import annotations
 
@@ -97,6 +97,44 @@ def register(app: typer.Typer) -> None:
         if failed:
             typer.secho(f"{failed} of {len(inputs)} images failed", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
+
+
+    @app.command("calibrate")
+    def calibrate_cmd(
+        run: str = typer.Argument(..., help="Run directory (or 'default') whose plane probabilities and "
+                                            "'unlike the training data' check are fitted."),
+        data: list[str] = typer.Option(..., "--data", help="Data spec of the model's training distribution, "
+                                                           "repeatable (each split by subject: half fits, half holds out)."),
+        out: Path = typer.Option(None, "--out", help="File to write (default: RUN/reliability.json, which "
+                                                      "load_model then attaches)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+        per_source: int = typer.Option(400, "--per-source", min=2, help="At most this many images per half per spec."),
+        quantile: float = typer.Option(0.99, "--quantile", help="Held-out in-distribution share the threshold "
+                                                                "lets through (0.99: 1 % false alarms)."),
+        threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+    ) -> None:
+        """Fit a temperature (calibrated plane probabilities) and an out-of-distribution score; frames
+        above its threshold get status not_a_known_plane with the reason "unlike the training data"."""
+        import torch
+        from rich.progress import Progress
+
+        from pcbm.errors import InputError
+        from pcbm.models import load_model
+        from pcbm.models.io import resolve_run
+        from pcbm.models.reliability import FILE, fit_reliability
+
+        torch.set_num_threads(threads)
+        target = Path(out) if out is not None else resolve_run(run) / FILE
+        if target.exists() and not overwrite:
+            raise InputError(f"{target} exists; pass --overwrite to replace it")
+        model, _ = load_model(run)
+        with Progress(transient=True) as bar:
+            task = bar.add_task("calibrating", total=None)
+            rel = fit_reliability(model, data, per_source=per_source, quantile=quantile,
+                                  progress=lambda n: bar.advance(task, n))
+        rel.save(target, overwrite=overwrite)
+        typer.echo(json.dumps({"file": str(target), "temperature": round(rel.temperature, 4),
+                               "threshold": round(rel.threshold, 4), **rel.fitted}, indent=2))
 
 
 def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -> dict[str, Any]:

@@ -209,7 +209,7 @@ def _check_options(kind: str, factory: Callable[..., SampleDataset], options: di
     if not any(p.kind == p.VAR_KEYWORD for p in params):
         for key in options:
             if key not in named:
-                raise unknown_name(key, [*named, "split"], "option", f" in data spec {spec!r}")
+                raise unknown_name(key, [*named, "split", "val_fraction", "split_seed"], "option", f" in data spec {spec!r}")
     try:
         hints = typing.get_type_hints(factory)
     except Exception:  # noqa: BLE001 - an unresolvable annotation only loses the type check
@@ -238,7 +238,8 @@ def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed:
     """Open a dataset from a spec string, optionally one subject-level split of it.
 
     Args:
-        spec: the data spec (see :func:`parse_spec`); ``split=`` in the spec overrides ``split``.
+        spec: the data spec (see :func:`parse_spec`); ``split=``, ``val_fraction=`` and ``split_seed=`` in the
+            spec override ``split``, ``val_fraction`` and ``seed``.
         split: "all", "train" or "val".
         val_fraction: fraction of subjects in val.
         seed: split seed.
@@ -262,6 +263,12 @@ def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed:
     split = str(options.pop("split", split))
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r} in data spec {spec!r}; choose {', '.join(SPLITS)}")
+    val_fraction = options.pop("val_fraction", val_fraction)
+    seed = options.pop("split_seed", seed)
+    if not isinstance(val_fraction, int | float) or not 0 < val_fraction < 1:
+        raise InputError(f"option val_fraction in data spec {spec!r} must be a number in (0, 1), got {val_fraction!r}")
+    if not isinstance(seed, int):
+        raise InputError(f"option split_seed in data spec {spec!r} must be an integer, got {seed!r}")
     factory = _REGISTRY[kind]
     _check_options(kind, factory, options, spec)
     if lenient and "lenient" in inspect.signature(factory).parameters:
@@ -278,6 +285,6 @@ def _load_builtin() -> None:
     """Import the built-in dataset modules so their ``@register_dataset`` calls run."""
     import importlib
 
-    for mod in ("pcbm.data.hc18", "pcbm.data.fetal_planes_db", "pcbm.data.folder", "pcbm.data.phantom",
+    for mod in ("pcbm.data.hc18", "pcbm.data.alzubaidi", "pcbm.data.fetal_planes_db", "pcbm.data.folder", "pcbm.data.phantom",
                 "pcbm.data.dicom"):
         importlib.import_module(mod)

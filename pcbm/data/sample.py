@@ -20,6 +20,10 @@ class Sample:
         pixel_spacing_mm: mm per pixel, or None when unknown (measurements are then in px).
         masks: visual concept name -> bool array (H, W). Only *labelled* concepts appear; an
             all-False mask means "labelled and absent".
+        mask_boxes: visual concept name -> bool array (H, W) of a *box drawn around* the structure
+            (Alzubaidi's CSP and ventricle): the structure lies inside and touches its sides, but
+            which pixels inside are the structure is unknown. Training gives such a concept a box
+            loss, never a pixel loss; a concept has a mask or a box, not both.
         properties: property concept name -> value (0/1 for binary, a number for continuous).
             Only labelled properties appear; None means "not applicable" (e.g. hc_mm with no head).
         plane: plane name, or None when unlabelled.
@@ -49,17 +53,21 @@ class Sample:
     source: str = ""
     field_of_view: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    mask_boxes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, np.ndarray) or self.image.ndim != 2 or self.image.dtype != np.uint8:
             got = getattr(self.image, "shape", type(self.image))
             dtype = getattr(self.image, "dtype", "")
             raise TypeError(f"sample {self.id!r}: image must be a 2-D uint8 array, got {got} {dtype}")
-        for name, m in self.masks.items():
+        for name, m in (*self.masks.items(), *self.mask_boxes.items()):
             if m.shape != self.image.shape:
                 raise ValueError(
                     f"sample {self.id!r}: mask {name!r} has shape {m.shape}, image has {self.image.shape}"
                 )
+        both = sorted(set(self.masks) & set(self.mask_boxes))
+        if both:
+            raise ValueError(f"sample {self.id!r}: {', '.join(both)} given as a mask and as a box; give one")
         if not self.subject:
             self.subject = self.id
 

@@ -70,6 +70,7 @@ body{font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 main{max-width:1100px;margin:0 auto;padding:16px}
 h1{font-size:1.35em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .5em;border-bottom:1px solid #d9dde3}
 .card{background:#fff;border-radius:10px;padding:14px 16px;margin:12px 0;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+.card.caution{background:#fff4e0;border-left:6px solid #d97706}
 .badge{display:inline-block;padding:.2em .7em;border-radius:999px;color:#fff;font-weight:600}
 .row{display:flex;flex-wrap:wrap;gap:14px}.row>figure{flex:1 1 320px;margin:0}
 figure img{width:100%;height:auto;border-radius:6px;background:#000;display:block}
@@ -177,6 +178,10 @@ def html(report: ConceptReport) -> str:
         inter = "<div class='card'><h2>Corrections applied</h2><ul>" + "".join(
             f"<li>{_e(t)}</li>" for t in report.interventions) + "</ul></div>"
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    cautions = ""
+    if report.cautions:
+        cautions = ("<div class='card caution' role='alert'><h2>Caution</h2><ul>"
+                    + "".join(f"<li>{_e(c)}</li>" for c in report.cautions) + "</ul></div>")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -187,6 +192,7 @@ def html(report: ConceptReport) -> str:
 <p><span class="badge" style="background:{color}">{_e(report.status_label)}</span>
 &nbsp;confidence {report.confidence:.0%} <span class="small">({prob_text})</span></p>
 <p class="small">Image: {_e(report.source)} · {img.shape[1]}×{img.shape[0]} px</p></div>
+{cautions}
 {inter}
 <div class="card"><div class="row">{''.join(figs)}</div></div>
 <div class="card"><h2>ISUOG checklist — {_e(report.plane_title)}</h2>{checklist}
@@ -201,6 +207,8 @@ def html(report: ConceptReport) -> str:
 
 
 def _headline(report: ConceptReport) -> str:
+    if report.status_reason:
+        return f"Not a known plane: {report.status_reason}"
     if report.status == "not_a_known_plane" and report.plane != "other":
         return f"Not a known plane (best guess: {report.plane_title})"
     return report.plane_title
@@ -210,6 +218,8 @@ def markdown(report: ConceptReport) -> str:
     """The report as Markdown tables."""
     lines = [f"# {_headline(report)}", "",
              f"**Status:** {report.status_label} · **confidence** {report.confidence:.0%} · image `{report.source}`", ""]
+    if report.cautions:
+        lines += ["> **Caution:** " + " ".join(report.cautions), ""]
     if report.interventions:
         lines += ["**Corrections applied:** " + "; ".join(report.interventions), ""]
     lines += ["## ISUOG checklist", ""]

@@ -130,7 +130,25 @@ def model_card(model: Any, info: dict[str, Any] | None) -> dict[str, Any]:
                 shown[k] = round(float(v), 3)
         if shown:
             card["validation_metrics"] = shown
+        real = metrics.get("real_images")
+        if isinstance(real, dict) and isinstance(real.get("summary"), str):
+            card["real_images"] = real["summary"]  # what the model card says about real images, in a sentence
     return card
+
+
+def cautions_for(status_reason: str | None, reliability: dict[str, Any] | None, card: dict[str, Any]) -> list[str]:
+    """What a reader must see before trusting a page: the frame is unlike the training data (the score
+    and its threshold), and what the model card says about real images."""
+    out = []
+    if status_reason and reliability:
+        out.append(f"This frame is {status_reason} (out-of-distribution score {reliability['ood_score']:.2f} above "
+                   f"the threshold {reliability['threshold']:.2f}): the model does not name a plane for it; the "
+                   "plane shown is only its best guess.")
+    elif status_reason:
+        out.append(f"This frame is {status_reason}: the model does not name a plane for it.")
+    if card.get("real_images"):
+        out.append(f"Model card on real images: {card['real_images']}")
+    return out
 
 
 _CARD_METRICS = ("plane_macro_f1", "plane_accuracy", "plane_balanced_accuracy", "standard_accuracy",
@@ -184,7 +202,7 @@ def explain_image(
     """
     from pcbm.data.base import DatasetItem
     from pcbm.explain.explainers import DecisionExplainer
-    from pcbm.models.inference import biometry_masks, original_masks, run_model
+    from pcbm.models.inference import biometry_masks, original_masks, reliability_fields, run_model
 
     model.family.require_concepts("a concept report")
     if isinstance(image, DatasetItem):
@@ -204,6 +222,8 @@ def explain_image(
     heat = _heatmap(model, img, box, plane, heatmap) if heatmap else None
     measured = _measurements(masks, plane, pixel_spacing_mm, notes)
     recorded, recorded_source = recorded_values(image)
+    card = model_card(model, info)
+    rel = reliability_fields(model, out, 0)
     return ConceptReport(
         image=img,
         masks={n: masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
@@ -225,10 +245,13 @@ def explain_image(
                                                                 strict=True)},
         recorded=recorded if pixel_spacing_mm else {},
         recorded_source=recorded_source if pixel_spacing_mm and recorded else None,
-        model=model_card(model, info),
+        model=card,
         source=source or name,
         interventions=describe_intervention(intervention),
         notes=notes,
+        status_reason=rel["status_reason"],
+        reliability=rel["reliability"],
+        cautions=cautions_for(rel["status_reason"], rel["reliability"], card),
     )
 
 

@@ -113,6 +113,12 @@ class ConceptReport:
         source: the image's file or id.
         interventions: the corrections applied before the decision, as text (empty for none).
         notes: anything else worth a line (image conversions, warnings).
+        status_reason: why the status is what it is when the probabilities alone do not say
+            ("unlike the training data"), else None.
+        reliability: the out-of-distribution score, its threshold and the temperature (null
+            without a fitted reliability file).
+        cautions: what the reader must know before trusting this page (shown first, in amber):
+            the frame is unlike the training data; what the model card says about real images.
     """
 
     image: np.ndarray
@@ -138,6 +144,9 @@ class ConceptReport:
     source: str = ""
     interventions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    status_reason: str | None = None
+    reliability: dict[str, Any] | None = None
+    cautions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUS_LABELS:
@@ -175,7 +184,10 @@ class ConceptReport:
             "image_size": [int(w), int(h)],
             "model": jsonable(self.model),
             "decision": {"plane": self.plane, "title": self.plane_title, "status": self.status,
-                         "confidence": self.confidence, "plane_probs": self.plane_probs},
+                         "status_reason": self.status_reason, "confidence": self.confidence,
+                         "plane_probs": self.plane_probs},
+            "reliability": self.reliability,
+            "cautions": list(self.cautions),
             "checklist": [r.to_dict() for r in self.checklist],
             "missing": list(self.missing),
             "measurements": {m.name: m.to_dict() | ({"recorded": self.recorded[m.name]} if m.name in self.recorded

@@ -150,3 +150,10 @@ register_model_config(ModelConfig("baseline", family="concept_free", input_norm=
 # sononet16: the pretrained SonoNet-16 reference classifier (pcbm.models.sononet; 224 × 288 input of its
 # own, 288 its long side; the smp fields are unused). load_model("sononet16") loads its weights.
 register_model_config(ModelConfig("sononet16", family="sononet16", encoder="sononet16", input_size=288))
+# small_sononet: as small, with SonoNet-16's conv blocks as the encoder, starting from the authors' real-data
+# weights (the encoder's "sononet16" weights: $PCBM_SONONET16_WEIGHTS or ../shared/weights/sononet16).
+register_model_config(ModelConfig("small_sononet", encoder="sononet16", encoder_weights_path="sononet16",
+                                  input_norm="instance"))
+# baseline_sononet: the concept-free baseline on the same pretrained SonoNet-16 encoder.
+register_model_config(ModelConfig("baseline_sononet", family="concept_free", encoder="sononet16",
+                                  encoder_weights_path="sononet16", input_norm="instance"))

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from pcbm.data.preprocess import Letterbox
     from pcbm.models.config import ModelConfig
+    from pcbm.models.reliability import Reliability
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,22 @@ class FamilyModel(nn.Module):
         """Use ``refiner`` for HC, BPD and OFD (None detaches it). It is kept outside this model's
         submodules, so the model's state dict and ``save_model`` stay the plane model's alone."""
         self.__dict__["_head_refiner"] = refiner
+
+    @property
+    def reliability(self) -> Reliability | None:
+        """The temperature and out-of-distribution score attached to this model
+        (:class:`pcbm.models.reliability.Reliability`), or None (raw softmax, nothing flagged)."""
+        return self.__dict__.get("_reliability")
+
+    def attach_reliability(self, reliability: Reliability | None) -> None:
+        """Use ``reliability`` (None detaches it); like the head refiner it stays outside the state dict."""
+        self.__dict__["_reliability"] = reliability
+
+    @property
+    def temperature(self) -> float:
+        """The plane logits' divisor: the attached reliability's temperature, else 1."""
+        rel = self.reliability
+        return 1.0 if rel is None else float(rel.temperature)
 
     def prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
         """uint8 (H, W) images of any sizes -> this model's (B, 1, ·, ·) input and each image's geometry.

@@ -74,7 +74,9 @@ def predict_images(
         out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
         for j, box in enumerate(boxes):
             masks = biometry_masks(model, images[start + j], original_masks(out, j, box)) if has_concepts else None
-            results.append(_to_dict(out, j, masks, names[start + j], spacing[start + j], has_concepts, classes))
+            res = _to_dict(out, j, masks, names[start + j], spacing[start + j], has_concepts, classes)
+            res.update(reliability_fields(model, out, j))
+            results.append(res)
     return results
 
 
@@ -135,6 +137,21 @@ def _to_dict(out: PCBMOutput, j: int, masks: np.ndarray | None, name: str, spaci
         res["model_class"] = max(own, key=own.__getitem__)
         res["model_class_probs"] = {c: round(float(v), 4) for c, v in own.items()}
     return res
+
+
+def reliability_fields(model: Any, out: PCBMOutput, j: int) -> dict[str, Any]:
+    """``status_reason`` (why the status is not_a_known_plane when the probabilities alone do not say:
+    "unlike the training data") and ``reliability`` (the out-of-distribution score, its threshold and
+    the temperature; null without a fitted reliability file)."""
+    rel = getattr(model, "reliability", None)
+    reason = out.status_reason[j] if out.status_reason is not None else None
+    if rel is None:
+        return {"status_reason": reason, "reliability": None}
+    score = float(out.ood_score[j]) if out.ood_score is not None else None
+    return {"status_reason": reason, "reliability": {
+        "ood_score": None if score is None else round(score, 4), "threshold": round(float(rel.threshold), 4),
+        "unlike_training_data": bool(score is not None and score > rel.threshold),
+        "temperature": round(float(rel.temperature), 4)}}
 
 
 def _spacings(value: Sequence[float | None] | float | None, n: int) -> list[float | None]:

@@ -101,6 +101,8 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
     from pcbm.models.head_refiner import FILE as REFINER_FILE
     from pcbm.models.head_refiner import load_refiner
     from pcbm.models.pcbm import build_model
+    from pcbm.models.reliability import FILE as RELIABILITY_FILE
+    from pcbm.models.reliability import load_reliability
 
     pretrained = _pretrained_config(ref)
     if pretrained is not None:
@@ -119,7 +121,7 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
         why = "truncated or not a pcbm model file" if isinstance(e, RuntimeError | EOFError | pickle.UnpicklingError) \
             else "not a pcbm model file"
         raise InputError(f"cannot read model {file}: {why} ({_first_line(e)})") from None
-    model = build_model(cfg)
+    model = build_model(cfg, encoder_weights_path=None)  # the state dict carries them: the file may be elsewhere
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -131,6 +133,11 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
         model.attach_head_refiner(refiner.to(device))
         info["head_refiner"] = {"file": str(run_dir / REFINER_FILE), "steps": meta.get("steps"),
                                 "trained_on": (meta.get("train") or {}).get("data"), "split": meta.get("split")}
+    if (run_dir / RELIABILITY_FILE).is_file():  # temperature + out-of-distribution score beside the model
+        rel = load_reliability(run_dir / RELIABILITY_FILE)
+        model.attach_reliability(rel)
+        info["reliability"] = {"file": str(run_dir / RELIABILITY_FILE), "temperature": rel.temperature,
+                               "threshold": rel.threshold, "fitted_on": rel.fitted.get("data")}
     for key in ("config", "metrics"):
         p = run_dir / f"{key}.json"
         try:

@@ -61,6 +61,12 @@ class PCBMOutput:
             whose standardness comes from the ontology's criteria on its properties.
         class_probs: (B, C) a reference classifier's probabilities over its own classes, in the order
             of its family's ``plane_map`` (e.g. SonoNet-16's "BRAIN-CB"); None for our own families.
+        features: (B, C) the segmenter encoder's pooled features (what the out-of-distribution
+            score reads), or None.
+        ood_score: (B,) the out-of-distribution score (:mod:`pcbm.models.reliability`), or None
+            when the model has no fitted reliability file.
+        status_reason: per item, why the status is what it is when the plane's probability alone
+            does not say (``"unlike the training data"``), else None.
     """
 
     mask_logits: torch.Tensor
@@ -76,6 +82,9 @@ class PCBMOutput:
     concept_inputs: torch.Tensor | None = None
     standard_logit: torch.Tensor | None = None
     class_probs: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    ood_score: torch.Tensor | None = None
+    status_reason: list[str | None] | None = None
 
     @classmethod
     def without_concepts(cls, plane_logits: torch.Tensor, plane_probs: torch.Tensor, min_confidence: float,

@@ -72,6 +72,9 @@ def attach_input_norm(module: nn.Module, mode: str) -> None:
 
 
 def _load_encoder_weights(encoder: nn.Module, path: str) -> None:
+    if hasattr(encoder, "load_weights") and (path == "sononet16" or path.endswith(".npz")):  # sononet16's own format
+        encoder.load_weights(path)
+        return
     p = Path(path)
     if not p.is_file():
         raise InputError(f"encoder weights not found: {p}")
@@ -106,6 +109,8 @@ class PCBM(FamilyModel):
         self.property_head = PropertyHead(cfg.property_cnn_channels, cfg.property_cnn_input, cfg.property_hidden,
                                           cfg.property_uses_image)
         self.decision = LinearDecision() if cfg.decision == "linear" else MLPDecision(hidden=cfg.decision_hidden)
+        self._pooled: torch.Tensor | None = None  # the encoder's pooled features of the last segmenter call
+        self.segmenter.encoder.register_forward_hook(self._keep_pooled)
         self.register_buffer("_anchor_mask", torch.tensor([a is not None for a in _ANCHOR_OF]), persistent=False)
         self.register_buffer("_anchor_idx", torch.tensor([a if a is not None else 0 for a in _ANCHOR_OF]),
                              persistent=False)
@@ -127,8 +132,35 @@ class PCBM(FamilyModel):
                 without it.
             long_side: long side of the original image in pixels (scalar or (B,)); defaults to S.
         """
+        self._pooled = None
         mask_logits = self.segmenter(image)  # (B, V, S, S)
-        return self.from_masks(mask_logits.sigmoid(), image, intervention, pixel_spacing_mm, long_side, mask_logits)
+        out = self.from_masks(mask_logits.sigmoid(), image, intervention, pixel_spacing_mm, long_side, mask_logits)
+        out.features, self._pooled = self._pooled, None
+        rel = self.reliability
+        if rel is not None and rel.gaussian is not None:
+            self.flag_unfamiliar(out, rel)
+        return out
+
+    def _keep_pooled(self, _module: nn.Module, _args: tuple, feats: list[torch.Tensor]) -> None:
+        """Forward hook on the encoder: the global means of its two deepest feature maps, (B, C4 + C5)."""
+        self._pooled = torch.cat([feats[-1].float().mean((2, 3)), feats[-2].float().mean((2, 3))], 1).detach()
+
+    @staticmethod
+    def flag_unfamiliar(out: PCBMOutput, rel: object) -> None:
+        """Score each frame against the training distribution (``rel``: a fitted
+        :class:`~pcbm.models.reliability.Reliability`); a frame above its threshold becomes
+        ``not_a_known_plane`` (not standard, no missing criteria) with the reason "unlike the training data"."""
+        from pcbm.models.reliability import REASON
+
+        score = rel.score(out)  # type: ignore[attr-defined]
+        out.ood_score = torch.as_tensor(score, dtype=torch.float32)
+        out.status_reason = [None] * len(score)
+        standard = out.standard.clone()
+        for j, s in enumerate(score.tolist()):
+            if s > rel.threshold:  # type: ignore[attr-defined]
+                out.status[j], out.missing[j], out.status_reason[j] = "not_a_known_plane", [], REASON
+                standard[j] = False
+        out.standard = standard
 
     def from_masks(
         self,
@@ -168,7 +200,7 @@ class PCBM(FamilyModel):
         """
         x, applicable = self.decision_input(values)
         plane_logits = self.decision(x)  # (B, K)
-        plane_probs = plane_logits.softmax(1)
+        plane_probs = (plane_logits / self.temperature).softmax(1)
         standard, status, missing = assess(plane_probs, values, self.config.min_confidence)
         empty = values.new_zeros(values.shape[0], N_VISUAL, 1, 1)
         return PCBMOutput(empty, empty, values, values, applicable, plane_logits, plane_probs, standard, status,

@@ -169,19 +169,20 @@ def find_weights() -> Path:
                      f"set ${WEIGHTS_ENV} to SonoNet16.npz (from baumgach/SonoNet-weights)")
 
 
-def load_npz(model: SonoNet16, path: str | Path) -> None:
-    """Copy the 75 arrays of ``path`` (W, beta, gamma, mean, inv_std per block) into ``model``.
+def load_npz(model: nn.Module, path: str | Path) -> None:
+    """Copy the 75 arrays of ``path`` (W, beta, gamma, mean, inv_std per block) into ``model``: the
+    whole SonoNet-16, or the 13 conv blocks of a :class:`SonoNetEncoder` (the first 65 arrays).
 
     Raises:
         InputError: the file is unreadable, or its arrays are not SonoNet-16's (count, names, shapes).
     """
-    blocks = [m for m in model.modules() if isinstance(m, nn.Sequential) and isinstance(m[0], nn.Conv2d)]
+    blocks = [m for m in model.modules() if isinstance(m, nn.Sequential) and len(m) and isinstance(m[0], nn.Conv2d)]
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read SonoNet-16 weights {path}: not an npz file ({e})") from None
-    want = [f"arr_{i}" for i in range(5 * len(blocks))]
+    want = [f"arr_{i}" for i in range(5 * (len(WIDTHS) + len(ADAPTATION)))]
     if sorted(arrays) != sorted(want):
         raise InputError(f"{path} is not SonoNet-16's weights: {len(arrays)} arrays "
                          f"({', '.join(sorted(arrays)[:3])}{', …' if len(arrays) > 3 else ''}), "
@@ -210,3 +211,79 @@ register_family(ModelFamily(
     "sononet16", SonoNet16, has_concepts=False, trainable=False, encoder="features", plane_map=CLASS_TO_PLANE,
     description="SonoNet-16 (Baumgartner et al. 2017), pretrained on real scans: 14 classes -> our planes",
 ))
+
+
+class SonoNetEncoder(nn.Module):
+    """SonoNet-16's 13 conv blocks as a segmentation-models-pytorch encoder (``encoder="sononet16"``):
+    features that have seen real ultrasound, for the segmenter and the concept-free baseline.
+
+    Stages at strides 2, 4, 8 and 16 end after blocks 4, 7, 10 and 13 (32, 64, 128, 128 channels);
+    blocks 1–2 (stride 1) are the stem. SonoNet pools only four times, so ``depth`` is at most 4.
+    The input is standardised per image and scaled by 255 inside, as SonoNet was trained, whatever
+    the model's ``input_norm``. Weights: ``encoder_weights_path="sononet16"`` loads the authors'
+    (:func:`find_weights`); a ``.npz`` path loads that file; anything else is a torch state dict.
+
+    Example:
+        >>> import torch
+        >>> enc = SonoNetEncoder(depth=4)
+        >>> [tuple(f.shape[1:]) for f in enc(torch.rand(1, 1, 64, 64))]
+        [(1, 64, 64), (32, 32, 32), (64, 16, 16), (128, 8, 8), (128, 4, 4)]
+    """
+
+    STAGE_ENDS = (2, 4, 7, 10, 13)  # 1-based last block of the stem and of each stage
+
+    def __init__(self, depth: int = 4, output_stride: int = 32, **_: object) -> None:
+        super().__init__()
+        if not 1 <= depth <= 4:
+            raise InputError(f"the sononet16 encoder has at most 4 stages (SonoNet pools four times); got depth {depth}")
+        if output_stride != 32:
+            raise InputError("the sononet16 encoder does not support dilation (output_stride must be 32)")
+        self._depth, self._in_channels, self._output_stride = depth, 1, 32
+        stages, c_in, start = [], 1, 0
+        for k, end in enumerate(self.STAGE_ENDS):
+            layers: list[nn.Module] = [nn.MaxPool2d(2)] if k else []
+            for c_out in WIDTHS[start:end]:
+                layers.append(_block(c_in, c_out, 3))
+                c_in = c_out
+            stages.append(nn.Sequential(*layers))
+            start = end
+        self.stages = nn.ModuleList(stages[: depth + 1])
+        self._out_channels = [1] + [WIDTHS[e - 1] for e in self.STAGE_ENDS[1:]]
+
+    @property
+    def out_channels(self) -> list[int]:
+        return self._out_channels[: self._depth + 1]
+
+    @property
+    def output_stride(self) -> int:
+        return 2 ** self._depth
+
+    def set_in_channels(self, in_channels: int, pretrained: bool = True) -> None:
+        if in_channels != 1:
+            raise InputError(f"the sononet16 encoder reads grey images (1 channel), not {in_channels}")
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        mean = x.mean((1, 2, 3), keepdim=True)
+        std = x.std((1, 2, 3), keepdim=True).clamp_min(1e-6)
+        h = (x - mean) / std * 255.0
+        feats = [x]
+        for k, stage in enumerate(self.stages):
+            h = stage(h)
+            if k:
+                feats.append(h)
+        return feats
+
+    def load_weights(self, path: str | Path) -> Path:
+        """Load ``"sononet16"`` (the authors' file, :func:`find_weights`) or a ``.npz`` of SonoNet-16's layout."""
+        p = find_weights() if str(path) == "sononet16" else Path(path)
+        load_npz(self, p)
+        return p
+
+
+def _register_smp_encoder() -> None:
+    import segmentation_models_pytorch as smp
+
+    smp.encoders.encoders.setdefault("sononet16", {"encoder": SonoNetEncoder, "pretrained_settings": {}, "params": {}})
+
+
+_register_smp_encoder()

@@ -5,6 +5,8 @@ skip what a sample lacks:
 
     image           (B, 1, S, S) float in [0, 1] (letterboxed, see pcbm.data.preprocess)
     masks           (B, V, S, S) float; mask_labelled (B, V) bool
+                    mask_box (B, V) bool: the channel holds a box drawn around the structure
+                    (``Sample.mask_boxes``), not its mask; mask_labelled is False there
     properties      (B, P) float: binary 0/1, continuous normalised by the long side; prop_labelled (B, P)
     plane           (B,) long, -1 when unlabelled
     standard        (B,) long, -1 when unlabelled
@@ -75,6 +77,12 @@ def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None
             i = VISUAL_CONCEPT_NAMES.index(name)
             masks[i] = letterbox_mask(m, box)
             mask_labelled[i] = True
+    mask_box = np.zeros(len(VISUAL_CONCEPT_NAMES), bool)
+    for name, m in sample.mask_boxes.items():
+        if name in VISUAL_CONCEPT_NAMES:
+            i = VISUAL_CONCEPT_NAMES.index(name)
+            masks[i] = letterbox_mask(m, box)
+            mask_box[i] = True
     if augment is not None:
         res = augment(image=image, masks=list(masks))
         image = np.clip(res["image"], 0, 1).astype(np.float32)
@@ -96,6 +104,7 @@ def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None
         "image": image[None],
         "masks": masks,
         "mask_labelled": mask_labelled,
+        "mask_box": mask_box,
         "properties": values,
         "prop_labelled": labelled,
         "plane": np.int64(PLANE_NAMES.index(sample.plane) if sample.plane in PLANE_NAMES else -1),

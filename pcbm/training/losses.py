@@ -48,6 +48,33 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, labelled: torc
     return (bce * w).sum() / w.sum() + (dice * present).sum() / present.sum().clamp_min(1.0)
 
 
+def box_loss(logits: torch.Tensor, boxes: torch.Tensor, has_box: torch.Tensor) -> torch.Tensor:
+    """Loss of a structure known only by a box drawn around it (Alzubaidi's CSP and ventricle).
+
+    Nothing outside the box (BCE towards 0 there) and, as BoxInst's projection term (Tian et al.,
+    CVPR 2021), the prediction's maximum over each row and column matches the box's: Dice between
+    the projections, so the structure must reach every row and column the box spans but is free
+    in shape inside it.
+
+    Args:
+        logits: (B, V, S, S) segmenter logits.
+        boxes: (B, V, S, S) box masks (in 0..1; zero where ``has_box`` is False).
+        has_box: (B, V) bool.
+    """
+    if not bool(has_box.any()):
+        return logits.sum() * 0.0
+    lg, b = logits.float()[has_box], (boxes.float()[has_box] > 0.5).float()  # (N, S, S)
+    outside = 1.0 - b
+    bce = F.binary_cross_entropy_with_logits(lg, torch.zeros_like(lg), reduction="none")
+    out_term = (bce * outside).sum((1, 2)) / outside.sum((1, 2)).clamp_min(1.0)
+    p = lg.sigmoid()
+    proj = 0.0
+    for dim in (1, 2):
+        pp, bp = p.amax(dim), b.amax(dim)  # (N, S)
+        proj = proj + 1 - (2 * (pp * bp).sum(1) + 1.0) / (pp.sum(1) + bp.sum(1) + 1.0)
+    return (out_term + proj).mean()
+
+
 def property_loss(logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
     """BCE on labelled binary properties + L1 on labelled continuous (normalised) ones, each averaged."""
     b_idx, c_idx = BINARY_INDEX, CONTINUOUS_INDEX

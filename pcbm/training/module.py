@@ -34,7 +34,7 @@ from pcbm.errors import InputError
 from pcbm.models.pcbm import PCBM
 from pcbm.models.property_head import BINARY_INDEX
 from pcbm.training.config import MODES
-from pcbm.training.losses import LossWeights, plane_loss, property_loss, segmentation_loss, standard_loss
+from pcbm.training.losses import LossWeights, box_loss, plane_loss, property_loss, segmentation_loss, standard_loss
 
 PCT_START = 0.1  # share of the one-cycle schedule spent warming up (at least 1.5 steps: see _pct_start)
 
@@ -133,7 +133,8 @@ class PCBMTrainingModule(L.LightningModule):
         x, _ = model.decision_input(values_in)
         plane_logits = model.decision(x).float()  # (B, K)
         terms = {
-            "segmentation": segmentation_loss(mask_logits, batch["masks"], batch["mask_labelled"]),
+            "segmentation": segmentation_loss(mask_logits, batch["masks"], batch["mask_labelled"])
+            + (box_loss(mask_logits, batch["masks"], batch["mask_box"]) if "mask_box" in batch else 0.0),
             "properties": property_loss(prop_logits, batch["properties"], batch["prop_labelled"]),
             "plane": plane_loss(plane_logits, batch["plane"]),
         }
