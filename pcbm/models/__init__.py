@@ -14,7 +14,7 @@ Example:
 from pcbm.models.config import ModelConfig, get_model_config, list_model_configs, register_model_config
 from pcbm.models.decision import LinearDecision, MLPDecision, assess
 from pcbm.models.families import FamilyModel, ModelFamily, get_family, list_families, register_family
-from pcbm.models.inference import predict_images, run_model, to_input
+from pcbm.models.inference import predict, predict_images, run_model, to_input
 from pcbm.models.io import DEFAULT_DIR, load_model, save_model
 from pcbm.models.output import Intervention, PCBMOutput
 from pcbm.models.pcbm import PCBM, BaselineClassifier, build_model
@@ -41,6 +41,7 @@ __all__ = [
     "list_families",
     "list_model_configs",
     "load_model",
+    "predict",
     "predict_images",
     "register_family",
     "register_model_config",

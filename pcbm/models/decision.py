@@ -16,14 +16,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pcbm.concepts import BINARY_PROPERTIES, PLANE_NAMES, PLANES, PROPERTY_CONCEPT_NAMES
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES
+from pcbm.concepts.assess import CLOSE, STANDARD, UNKNOWN
 
 N_PLANES = len(PLANE_NAMES)
 N_PROPS = len(PROPERTY_CONCEPT_NAMES)
 
-STANDARD = "standard"
-CLOSE = "close_to_standard"
-UNKNOWN = "not_a_known_plane"
+__all__ = ["CLOSE", "STANDARD", "UNKNOWN", "LinearDecision", "MLPDecision", "assess"]
 
 
 class LinearDecision(nn.Module):
@@ -54,26 +53,15 @@ def assess(
     min_confidence: float = 0.5,
     threshold: float = 0.5,
 ) -> tuple[torch.Tensor, list[str], list[list[str]]]:
-    """Standardness from the predicted plane's ISUOG criteria (``Plane.check``).
-
-    Args:
-        plane_probs: (B, K) plane probabilities.
-        binary_values: (B, P) property values; binary entries are probabilities.
-        min_confidence: top plane probability below which the frame is "not_a_known_plane".
-        threshold: probability at which a binary property counts as true.
+    """Standardness from the predicted plane's ISUOG criteria: :func:`pcbm.concepts.assess.assess` on
+    the tensors' values (the runtime calls the same function), the standard flags back as a tensor.
 
     Returns:
         standard (B,) bool, status per item, missing (failed criteria's property names) per item.
     """
-    conf, idx = plane_probs.max(1)
-    vals = binary_values.detach().float().cpu().tolist()
-    standard, status, missing = [], [], []
-    for b, k in enumerate(idx.tolist()):
-        plane = PLANES[k]
-        props = {n: vals[b][i] for i, n in enumerate(PROPERTY_CONCEPT_NAMES) if n in BINARY_PROPERTIES}
-        ok, failed = plane.check(props, threshold)
-        known = plane.known and float(conf[b].detach()) >= min_confidence
-        standard.append(bool(ok and known))
-        status.append(UNKNOWN if not known else STANDARD if ok else CLOSE)
-        missing.append([c.property for c in failed])
-    return torch.tensor(standard, dtype=torch.bool, device=plane_probs.device), status, missing
+    from pcbm.concepts.assess import assess as assess_np
+
+    probs = plane_probs.detach().float().cpu().numpy()
+    standard, status, missing = assess_np(probs, binary_values.detach().float().cpu().numpy(), min_confidence,
+                                          threshold)
+    return torch.from_numpy(standard).to(plane_probs.device), status, missing

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.concepts import VISUAL_CONCEPT_NAMES
 from pcbm.data.preprocess import Letterbox, letterbox, unletterbox
 from pcbm.errors import InputError
 from pcbm.models.output import Intervention, PCBMOutput
+from pcbm.prediction import Prediction, make_prediction
 
 if TYPE_CHECKING:
     from pcbm.models.families import FamilyModel
@@ -51,6 +52,43 @@ def run_model(
     return model(x, intervention, pixel_spacing_mm=sp, long_side=ls), boxes
 
 
+def predict(
+    model: FamilyModel,
+    images: Sequence[np.ndarray],
+    pixel_spacing_mm: Sequence[float | None] | float | None = None,
+    names: Sequence[str] | None = None,
+    intervention: Intervention | None = None,
+    batch_size: int = 8,
+    keep_masks: bool = False,
+) -> list[Prediction]:
+    """One :class:`~pcbm.prediction.Prediction` per image (the record the runtime returns too): plane,
+    calibrated plane probabilities, status (and why, when the frame is unlike the training data),
+    properties (null where not applicable), measurements (from the ellipse / segment fitted to the
+    predicted mask at the original resolution, the head redrawn by the refiner; mm with a pixel
+    spacing, px without; ``value`` null and ``reason`` set where the fit is unreliable), missing
+    criteria; ``keep_masks`` keeps the (V, H, W) probabilities at the original size."""
+    spacing = _spacings(pixel_spacing_mm, len(images))
+    names = list(names) if names is not None else [f"image_{i}" for i in range(len(images))]
+    results: list[Prediction] = []
+    has_concepts, classes = model.family.has_concepts, tuple(model.family.plane_map or ())
+    for start in range(0, len(images), batch_size):
+        chunk = slice(start, start + batch_size)
+        out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
+        for j, box in enumerate(boxes):
+            masks = biometry_masks(model, images[start + j], original_masks(out, j, box)) if has_concepts else None
+            rel = reliability_fields(model, out, j)
+            pred = make_prediction(
+                names[start + j], out.plane_probs[j].float().cpu().numpy(), out.properties[j].float().cpu().numpy(),
+                out.applicable[j].cpu().numpy(), out.status[j], bool(out.standard[j]), out.missing[j], masks,
+                spacing[start + j], rel["status_reason"], rel["reliability"], keep_masks, has_concepts=has_concepts)
+            if out.class_probs is not None and classes:  # a reference classifier's own classes
+                own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
+                pred.extra = {"model_class": max(own, key=own.__getitem__),
+                              "model_class_probs": {c: round(float(v), 4) for c, v in own.items()}}
+            results.append(pred)
+    return results
+
+
 def predict_images(
     model: FamilyModel,
     images: Sequence[np.ndarray],
@@ -59,25 +97,11 @@ def predict_images(
     intervention: Intervention | None = None,
     batch_size: int = 8,
 ) -> list[dict[str, Any]]:
-    """One JSON-ready dict per image: image, plane, plane_probs, status, standard, properties
-    (null where not applicable), measurements (by name, from the ellipse / segment fitted to the
-    predicted mask at the original resolution; mm with a pixel spacing, px without; ``value`` null
-    and ``reason`` set where the fit is unreliable) and missing_criteria; for a
+    """:func:`predict` as JSON-ready dicts (``Prediction.to_dict()``): image, plane, plane_probs, status,
+    standard, properties, measurements, missing_criteria, status_reason, reliability; for a
     reference classifier (a family with a ``plane_map``, e.g. SonoNet-16) also ``model_class`` and
     ``model_class_probs``, its own classes."""
-    spacing = _spacings(pixel_spacing_mm, len(images))
-    names = list(names) if names is not None else [f"image_{i}" for i in range(len(images))]
-    results: list[dict[str, Any]] = []
-    has_concepts, classes = model.family.has_concepts, tuple(model.family.plane_map or ())
-    for start in range(0, len(images), batch_size):
-        chunk = slice(start, start + batch_size)
-        out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
-        for j, box in enumerate(boxes):
-            masks = biometry_masks(model, images[start + j], original_masks(out, j, box)) if has_concepts else None
-            res = _to_dict(out, j, masks, names[start + j], spacing[start + j], has_concepts, classes)
-            res.update(reliability_fields(model, out, j))
-            results.append(res)
-    return results
+    return [p.to_dict() for p in predict(model, images, pixel_spacing_mm, names, intervention, batch_size)]
 
 
 def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:
@@ -116,27 +140,6 @@ def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) 
 
     rows, _ = biometry({s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}, plane, pixel_spacing_mm)
     return {m.name: m.to_dict() for m in rows}
-
-
-def _to_dict(out: PCBMOutput, j: int, masks: np.ndarray | None, name: str, spacing: float | None,
-             has_concepts: bool, classes: Sequence[str] = ()) -> dict:
-    plane = PLANE_NAMES[int(out.plane_index[j])]
-    probs = {p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[j].tolist(), strict=True)}
-    props: dict[str, float | None] = {}
-    meas: dict[str, dict] = {}
-    if has_concepts:
-        for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
-            v = float(out.properties[j, i])
-            props[n] = None if (not bool(out.applicable[j, i]) or math.isnan(v)) else round(v, 4)
-        meas = measurements(masks, plane, spacing)
-    res = {"image": name, "plane": plane, "plane_probs": probs, "status": out.status[j],
-           "standard": bool(out.standard[j]), "properties": props, "measurements": meas,
-           "missing_criteria": list(out.missing[j])}
-    if out.class_probs is not None and classes:  # a reference classifier's own classes
-        own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
-        res["model_class"] = max(own, key=own.__getitem__)
-        res["model_class_probs"] = {c: round(float(v), 4) for c, v in own.items()}
-    return res
 
 
 def reliability_fields(model: Any, out: PCBMOutput, j: int) -> dict[str, Any]:

@@ -109,8 +109,6 @@ class PCBM(FamilyModel):
         self.property_head = PropertyHead(cfg.property_cnn_channels, cfg.property_cnn_input, cfg.property_hidden,
                                           cfg.property_uses_image)
         self.decision = LinearDecision() if cfg.decision == "linear" else MLPDecision(hidden=cfg.decision_hidden)
-        self._pooled: torch.Tensor | None = None  # the encoder's pooled features of the last segmenter call
-        self.segmenter.encoder.register_forward_hook(self._keep_pooled)
         self.register_buffer("_anchor_mask", torch.tensor([a is not None for a in _ANCHOR_OF]), persistent=False)
         self.register_buffer("_anchor_idx", torch.tensor([a if a is not None else 0 for a in _ANCHOR_OF]),
                              persistent=False)
@@ -132,18 +130,34 @@ class PCBM(FamilyModel):
                 without it.
             long_side: long side of the original image in pixels (scalar or (B,)); defaults to S.
         """
-        self._pooled = None
-        mask_logits = self.segmenter(image)  # (B, V, S, S)
+        mask_logits, pooled = self.segment(image)  # (B, V, S, S), (B, C)
         out = self.from_masks(mask_logits.sigmoid(), image, intervention, pixel_spacing_mm, long_side, mask_logits)
-        out.features, self._pooled = self._pooled, None
+        out.features = pooled
         rel = self.reliability
         if rel is not None and rel.gaussian is not None:
             self.flag_unfamiliar(out, rel)
         return out
 
-    def _keep_pooled(self, _module: nn.Module, _args: tuple, feats: list[torch.Tensor]) -> None:
-        """Forward hook on the encoder: the global means of its two deepest feature maps, (B, C4 + C5)."""
-        self._pooled = torch.cat([feats[-1].float().mean((2, 3)), feats[-2].float().mean((2, 3))], 1).detach()
+    # ---- tensor-only stages (what the export writes as separate graphs) ---------------------------
+    def segment(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage 1: (B, 1, S, S) image in [0, 1] -> (mask logits (B, V, S, S), pooled encoder features
+        (B, C)): the global means of the encoder's two deepest maps, which the out-of-distribution
+        score reads. The same computation as ``self.segmenter(image)`` (input normalisation included)."""
+        seg = self.segmenter
+        feats = seg.encoder(normalise_input(image, self.config.input_norm))
+        logits = seg.segmentation_head(seg.decoder(feats))
+        pooled = torch.cat([feats[-1].float().mean((2, 3)), feats[-2].float().mean((2, 3))], 1)
+        return logits, pooled
+
+    def property_logits(self, masks: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Stage 2: mask probabilities (B, V, S, S) and the image -> (B, P) property logits (binary)
+        and normalised lengths (continuous)."""
+        return self.property_head(masks, image)
+
+    def decide(self, values: torch.Tensor) -> torch.Tensor:
+        """Stage 3: property values (B, P) (binary probabilities, normalised lengths; NaN allowed) ->
+        (B, K) plane logits, before the temperature."""
+        return self.decision(self.decision_input(values)[0])
 
     @staticmethod
     def flag_unfamiliar(out: PCBMOutput, rel: object) -> None:
@@ -225,7 +239,7 @@ class PCBM(FamilyModel):
     def applicability(self, values: torch.Tensor) -> torch.Tensor:
         """(B, P) bool: False where the property's family anchor (e.g. head_visible) is below 0.5."""
         anchor_on = values[:, self._anchor_idx] >= 0.5  # (B, P)
-        return torch.where(self._anchor_mask, anchor_on, torch.ones_like(anchor_on))
+        return anchor_on | ~self._anchor_mask  # logical ops, not torch.where on bools (onnxruntime has no Where for bool)
 
     @staticmethod
     def apply_visual(masks: torch.Tensor, visual: dict[str, float | torch.Tensor]) -> torch.Tensor:

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pcbm.errors import InputError
 
@@ -52,6 +51,7 @@ ECE_BINS = 15
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
     """Top-label ECE (L1, equal-width bins) of (N, K) probabilities against (N,) labels (torchmetrics)."""
+    import torch
     from torchmetrics.functional.classification import multiclass_calibration_error
 
     p, y = torch.as_tensor(np.asarray(probs, np.float32)), torch.as_tensor(np.asarray(labels, np.int64))
@@ -62,6 +62,8 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T > 0 that minimises the NLL of softmax(logits / T) on (N, K) logits, (N,) labels."""
+    import torch
+
     z, y = torch.as_tensor(np.asarray(logits, np.float64)), torch.as_tensor(np.asarray(labels, np.int64))
     if len(y) < 2:
         raise InputError("fitting a temperature needs at least 2 labelled held-out images")
@@ -109,42 +111,76 @@ class GaussianScore:
         return np.linalg.norm(z @ self.whiten, axis=1) / math.sqrt(len(self.mean))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "whiten": self.whiten.tolist(),
+        """JSON-ready; the arrays as base64 float32 (a 445-feature whitening matrix is 1 MB, not 4)."""
+        return {"mean": _pack(self.mean), "scale": _pack(self.scale), "whiten": _pack(self.whiten),
                 "shrinkage": self.shrinkage}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GaussianScore:
-        return cls(np.asarray(d["mean"]), np.asarray(d["scale"]), np.asarray(d["whiten"]), float(d["shrinkage"]))
+        mean, scale, whiten = _unpack(d["mean"]), _unpack(d["scale"]), _unpack(d["whiten"])
+        f = len(mean)
+        if mean.ndim != 1 or scale.shape != (f,) or whiten.shape != (f, f):
+            raise ValueError(f"gaussian arrays of shapes {mean.shape}, {scale.shape}, {whiten.shape} do not fit together")
+        return cls(mean, scale, whiten, float(d["shrinkage"]))
+
+
+def _pack(a: np.ndarray) -> dict[str, Any]:
+    import base64
+
+    a = np.ascontiguousarray(a, dtype="<f4")
+    return {"dtype": "float32", "shape": list(a.shape), "base64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _unpack(d: Any) -> np.ndarray:
+    import base64
+    import binascii
+
+    if isinstance(d, list):  # plain JSON numbers
+        return np.asarray(d, np.float64)
+    try:
+        raw = base64.b64decode(d["base64"], validate=True)
+        return np.frombuffer(raw, dtype="<f4").reshape(d["shape"]).astype(np.float64)
+    except (KeyError, TypeError, binascii.Error) as e:
+        raise ValueError(f"a malformed array ({e})") from None
 
 
 def frame_features(out: Any, groups: Sequence[str] = FEATURE_GROUPS) -> np.ndarray:
-    """(B, F) float features of a batch's :class:`~pcbm.models.output.PCBMOutput`, in ``groups`` order.
+    """(B, F) float features of a batch's :class:`~pcbm.models.output.PCBMOutput` (see :func:`features_of`)."""
+    def arr(t: Any) -> np.ndarray | None:
+        return None if t is None else t.detach().float().cpu().numpy()
 
-    concepts: the decision's input vector; mask_area: each visual concept's share of the frame above
-    0.5; mask_certainty: its mean |2p − 1| where p > 0.1 (a sure mask is near 1, a hazy one near 0);
-    decision: the top plane probability and the entropy; encoder: ``out.features`` (the encoder's
-    pooled bottleneck).
+    return features_of(arr(out.concept_inputs), arr(out.masks), arr(out.plane_probs), arr(out.features), groups)
+
+
+def features_of(concept_inputs: np.ndarray, masks: np.ndarray, plane_probs: np.ndarray, encoder: np.ndarray | None,
+                groups: Sequence[str] = FEATURE_GROUPS) -> np.ndarray:
+    """(B, F) features from arrays (numpy only: the torch path and the runtime share it), in ``groups`` order.
+
+    concepts: the decision's input vector (B, P); mask_area: each visual concept's share of the frame
+    above 0.5 (masks (B, V, S, S) probabilities at the model's resolution); mask_certainty: its mean
+    |2p − 1| where p > 0.1 (a sure mask is near 1, a hazy one near 0); decision: the top plane
+    probability and the entropy; encoder: the encoder's pooled bottleneck (B, C).
     """
     parts = []
-    masks = out.masks.float()
+    m = None if masks is None else np.asarray(masks, np.float32)
     for g in groups:
         if g == "concepts":
-            parts.append(out.concept_inputs.float())
+            parts.append(np.asarray(concept_inputs, np.float64))
         elif g == "mask_area":
-            parts.append((masks > 0.5).float().mean((2, 3)))
+            parts.append((m > 0.5).mean((2, 3)))
         elif g == "mask_certainty":
-            soft = masks > 0.1
-            parts.append(((masks - 0.5).abs() * 2 * soft).sum((2, 3)) / soft.sum((2, 3)).clamp_min(1))
+            soft = m > 0.1
+            parts.append((np.abs(m - 0.5) * 2 * soft).sum((2, 3)) / np.maximum(soft.sum((2, 3)), 1))
         elif g == "decision":
-            p = out.plane_probs.float()
-            parts.append(torch.stack([p.max(1).values, -(p * p.clamp_min(1e-8).log()).sum(1)], 1))
+            p = np.asarray(plane_probs, np.float64)
+            parts.append(np.stack([p.max(1), -(p * np.log(np.maximum(p, 1e-8))).sum(1)], 1))
         elif g == "encoder":
-            if out.features is None:
+            if encoder is None:
                 raise InputError("this model's output has no encoder features for the out-of-distribution score")
-            parts.append(out.features.float())
+            parts.append(np.asarray(encoder, np.float64))
         else:
             raise InputError(f"unknown feature group {g!r}; choose from {', '.join(FEATURE_GROUPS)}")
-    return torch.cat(parts, 1).detach().cpu().numpy().astype(np.float64)
+    return np.concatenate(parts, 1).astype(np.float64)
 
 
 @dataclass
