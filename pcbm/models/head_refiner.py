@@ -24,66 +24,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from pcbm.data.crops import (
+    MARGIN,  # noqa: E402  (the crop is this many times the head mask's extent)
+    CropBox,
+    crop,
+    frame_box,
+    head_box,
+    refine_loop,
+    uncrop,
+)
 from pcbm.errors import InputError
 
-#: the crop is this many times the head mask's larger extent (room for a mask that was too small)
-MARGIN = 1.3
 FILE = "head_refiner.pt"  # beside model.pt in a run directory: load_model attaches it
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """A square of ``side`` original pixels centred on (cx, cy), turned by ``angle_deg`` (training only)."""
-
-    cx: float
-    cy: float
-    side: float
-    angle_deg: float = 0.0
-
-    def matrix(self, size: int) -> np.ndarray:
-        """The 2×3 affine map from original pixels to the (size × size) crop."""
-        m = cv2.getRotationMatrix2D((self.cx, self.cy), self.angle_deg, size / self.side)
-        m[:, 2] += (size / 2 - self.cx, size / 2 - self.cy)
-        return m
-
-
-def head_box(mask: np.ndarray, margin: float = MARGIN) -> CropBox | None:
-    """The crop around a head mask's largest component (None for an empty mask)."""
-    m = np.asarray(mask) > 0.5 if np.asarray(mask).dtype != bool else np.asarray(mask)
-    if not m.any():
-        return None
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = (int(v) for v in stats[k, :4])
-    return CropBox(x + w / 2 - 0.5, y + h / 2 - 0.5, max(w, h, 8) * margin)
-
-
-def frame_box(shape: tuple[int, ...]) -> CropBox:
-    """The square holding the whole (H, W) frame: where the refiner looks when no mask is given."""
-    h, w = int(shape[0]), int(shape[1])
-    return CropBox(w / 2 - 0.5, h / 2 - 0.5, float(max(h, w)))
-
-
-def crop(image: np.ndarray, box: CropBox, size: int, nearest: bool = False) -> np.ndarray:
-    """The (size, size) crop of a 2-D image or mask (outside the image: 0)."""
-    a = np.asarray(image)
-    src = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
-    flags = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if box.side > size else cv2.INTER_LINEAR)
-    return cv2.warpAffine(src, box.matrix(size), (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0.0)
-
-
-def uncrop(prob: np.ndarray, box: CropBox, shape: tuple[int, int]) -> np.ndarray:
-    """A (size, size) probability map back onto the original (H, W) image (outside the crop: 0)."""
-    p = np.asarray(prob, np.float32)
-    return cv2.warpAffine(p, box.matrix(p.shape[0]), (int(shape[1]), int(shape[0])),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0.0)
 
 
 @dataclass(frozen=True)
@@ -135,23 +91,10 @@ class HeadRefiner(nn.Module):
 
     @torch.inference_mode()
     def refine(self, image: np.ndarray, coarse: np.ndarray | None = None, passes: int | None = None) -> np.ndarray | None:
-        """The refined head probability (H, W) of a uint8 image around the ``coarse`` head mask.
-
-        Without ``coarse`` the refiner first finds the head itself on the whole frame (a pass at
-        the frame's scale, which it is trained for). Each of ``passes`` crops (default 1 around a
-        given mask, 2 from the frame) is taken around the previous outline, so a loose first crop
-        is tightened. None when there is no head to crop around."""
-        if coarse is None:
-            coarse = self._prob(image, frame_box(image.shape)) > 0.5
-            passes = 2 if passes is None else passes
-        prob = None
-        for _ in range(max(1, passes or 1)):
-            box = head_box(coarse, self.config.margin)
-            if box is None:
-                return prob
-            prob = self._prob(image, box)
-            coarse = prob > 0.5
-        return prob
+        """The refined head probability (H, W) of a uint8 image around the ``coarse`` head mask
+        (:func:`pcbm.data.crops.refine_loop`: without ``coarse`` the refiner first finds the head on
+        the whole frame; each pass crops around the previous outline). None with no head to crop around."""
+        return refine_loop(image, lambda box: self._prob(image, box), coarse, passes, self.config.margin)
 
 
 def save_refiner(model: HeadRefiner, run_dir: str | Path, meta: dict[str, Any] | None = None,
