@@ -56,8 +56,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_cmd(
-        run: str = typer.Argument(..., help="Run directory, 'default' for the shipped model, or 'sononet16' "
-                                            "(the pretrained SonoNet-16 reference classifier)."),
+        run: str = typer.Argument(..., help="Run directory, 'default' for the shipped model, 'sononet16' "
+                                            "(the pretrained SonoNet-16 reference classifier), or a model package "
+                                            "(pcbm export: run without torch)."),
         images: list[str] = typer.Argument(..., help="Image files (PNG, JPEG, BMP, TIFF), ultrasound DICOM files, "
                                                      "folders, or data specs (hc18:PATH?split=val): each image with "
                                                      "its dataset's pixel spacing and recorded values."),
@@ -75,14 +76,13 @@ def register(app: typer.Typer) -> None:
         from pcbm.data.base import DatasetItem
         from pcbm.data.io import expand_inputs
         from pcbm.errors import InputError
-        from pcbm.models import load_model
         from pcbm.validate import pixel_spacing as valid_spacing
 
         if pixel_spacing is not None:
             pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
         torch.set_num_threads(threads)
         inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
-        model, _ = load_model(run)
+        model = _load_predictor(run, threads)
         failed = 0
         for item in inputs:
             name = item.name if isinstance(item, DatasetItem) else str(item)
@@ -98,6 +98,29 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"{failed} of {len(inputs)} images failed", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
 
+
+    @app.command("export")
+    def export_cmd(
+        run: str = typer.Argument(..., help="Run directory or 'default'."),
+        out: Path = typer.Option(..., "--out", help="Package folder to write (built in OUT.partial, renamed when whole)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing package once the new one is whole."),
+        reference: list[str] = typer.Option(None, "--reference", help="Data spec for the concepts' reference "
+                                                                      "statistics (drift monitoring), repeatable; "
+                                                                      "default phantom:n=200,seed=7,style=mix."),
+        reference_limit: int = typer.Option(200, "--reference-limit", min=1, help="Images per reference spec."),
+        threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+    ) -> None:
+        """Write a model package: the stages as ONNX graphs, metadata.json (with sha256 of every file), the
+        model card, reliability and reference statistics. pcbm predict PKG … runs it without torch."""
+        import torch
+
+        from pcbm.export.package import DEFAULT_REFERENCE, export_package
+
+        torch.set_num_threads(threads)
+        path = export_package(run, out, overwrite=overwrite, reference=reference or DEFAULT_REFERENCE,
+                              reference_limit=reference_limit, progress=lambda m: typer.echo(f"[export] {m}", err=True))
+        meta = json.loads((path / "metadata.json").read_text())
+        typer.echo(json.dumps({"package": str(path), "files": meta["files"]}, indent=2))
 
     @app.command("calibrate")
     def calibrate_cmd(
@@ -137,6 +160,17 @@ def register(app: typer.Typer) -> None:
                                "threshold": round(rel.threshold, 4), **rel.fitted}, indent=2))
 
 
+def _load_predictor(run: str, threads: int) -> Any:
+    """A model package (a folder with metadata.json: the torch-free runtime) or a run / 'default' / 'sononet16'."""
+    from pcbm.models import load_model
+
+    if Path(run, "metadata.json").is_file():
+        from pcbm.runtime import Engine
+
+        return Engine(run, threads=threads)
+    return load_model(run)[0]
+
+
 def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -> dict[str, Any]:
     """``pcbm predict``'s record of one input (a file or a DatasetItem): spacing from the flag, else
     the DICOM header / dataset; the dataset's recorded measurements beside the measured ones."""
@@ -154,7 +188,10 @@ def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -
         image, found, found_source, notes = loaded.image, loaded.pixel_spacing_mm, loaded.spacing_source, loaded.notes
         recorded, recorded_source = ({}, None) if loaded.spacing_source == "DICOM header" else find_recorded(item)
     spacing = flag_spacing if flag_spacing is not None else found
-    [res] = predict_images(model, [image], spacing, names=[name])
+    if hasattr(model, "predict_batch"):  # a model package on the torch-free runtime
+        res = model.predict(image, spacing, name=name).to_dict()
+    else:
+        [res] = predict_images(model, [image], spacing, names=[name])
     if spacing is not None:
         res["pixel_spacing_mm"] = spacing
         res["pixel_spacing_source"] = "--pixel-spacing" if flag_spacing is not None else found_source

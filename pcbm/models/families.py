@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
@@ -126,6 +126,16 @@ class FamilyModel(nn.Module):
         """Use ``refiner`` for HC, BPD and OFD (None detaches it). It is kept outside this model's
         submodules, so the model's state dict and ``save_model`` stay the plane model's alone."""
         self.__dict__["_head_refiner"] = refiner
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Name, pcbm version and the sha256 of the weights file it was loaded from (None when built in
+        memory): what each prediction record names."""
+        from pcbm import __version__
+
+        known = self.__dict__.get("_identity") or {}
+        return {"name": self.config.name, "version": __version__, "sha256": known.get("sha256"),
+                "source": known.get("source")}
 
     @property
     def reliability(self) -> Reliability | None:

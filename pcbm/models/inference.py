@@ -71,6 +71,7 @@ def predict(
     names = list(names) if names is not None else [f"image_{i}" for i in range(len(images))]
     results: list[Prediction] = []
     has_concepts, classes = model.family.has_concepts, tuple(model.family.plane_map or ())
+    identity = model.identity
     for start in range(0, len(images), batch_size):
         chunk = slice(start, start + batch_size)
         out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
@@ -80,7 +81,8 @@ def predict(
             pred = make_prediction(
                 names[start + j], out.plane_probs[j].float().cpu().numpy(), out.properties[j].float().cpu().numpy(),
                 out.applicable[j].cpu().numpy(), out.status[j], bool(out.standard[j]), out.missing[j], masks,
-                spacing[start + j], rel["status_reason"], rel["reliability"], keep_masks, has_concepts=has_concepts)
+                spacing[start + j], rel["status_reason"], rel["reliability"], keep_masks, identity,
+                has_concepts=has_concepts)
             if out.class_probs is not None and classes:  # a reference classifier's own classes
                 own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
                 pred.extra = {"model_class": max(own, key=own.__getitem__),

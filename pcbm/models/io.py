@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -108,6 +109,7 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
     if pretrained is not None:
         model = build_model(pretrained)
         weights = model.load_pretrained()
+        model.__dict__["_identity"] = {"sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(), "source": str(ref)}
         return model.eval().to(device), {"run_dir": None, "config": {"model": pretrained.to_dict()}, "metrics": None,
                                          "weights": str(weights)}
     run_dir = resolve_run(ref)
@@ -127,6 +129,7 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
     except RuntimeError as e:
         raise InputError(f"cannot read model {file}: its weights do not fit its config ({_first_line(e)})") from None
     model.eval().to(device)
+    model.__dict__["_identity"] = {"sha256": hashlib.sha256(file.read_bytes()).hexdigest(), "source": str(ref)}
     info: dict[str, Any] = {"run_dir": str(run_dir)}
     if (run_dir / REFINER_FILE).is_file():  # a head refiner beside the model: used for HC, BPD, OFD
         refiner, meta = load_refiner(run_dir / REFINER_FILE)

@@ -147,7 +147,8 @@ def test_predict_images_json_ready() -> None:
     assert [r["image"] for r in res] == ["a", "b"]
     for r in res:
         assert set(r) == {"image", "plane", "plane_probs", "status", "standard", "properties", "measurements",
-                          "missing_criteria", "status_reason", "reliability"}
+                          "missing_criteria", "status_reason", "reliability", "model"}
+        assert r["model"]["name"] == "tiny" and r["model"]["sha256"] is None  # built in memory: no weights file
         assert r["status_reason"] is None and r["reliability"] is None  # no reliability file: nothing flagged
         assert r["plane"] in PLANE_NAMES and r["status"] in ("standard", "close_to_standard", "not_a_known_plane")
         assert set(r["properties"]) == set(PROPERTY_CONCEPT_NAMES)
