@@ -85,7 +85,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: Sequence[s
 
     module.eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
-    shapes = {n: {0: batch} for n in names}
+    shapes = tuple({0: batch} for _ in names)  # by position: the arg names need not match the inputs
     try:
         prog = torch.onnx.export(module, args, dynamo=True, input_names=list(names), output_names=list(outputs),
                                  dynamic_shapes=shapes, opset_version=OPSET, verbose=False)

@@ -91,7 +91,8 @@ def mask_moments(masks: torch.Tensor, eps: float = 1.0) -> dict[str, torch.Tenso
     syy = ((my * ys**2).sum(-1) / denom - cy**2).clamp_min(0)
     sxy = torch.einsum("bvhw,h,w->bv", masks, ys, xs) / denom - cx * cy
     half_diff = (sxx - syy) / 2
-    disc = torch.sqrt(half_diff**2 + sxy**2 + 1e-12)
+    # clamp, not "+ 1e-12": the exported graph lost the tiny addend (ONNX gave 0/0 for an erased mask)
+    disc = torch.sqrt(torch.clamp_min(half_diff**2 + sxy**2, 1e-12))
     tr2 = (sxx + syy) / 2
     return {"sum": s, "cx": cx, "cy": cy, "l1": tr2 + disc, "l2": (tr2 - disc).clamp_min(0),
             "cos2": half_diff / disc, "sin2": sxy / disc}

@@ -1,0 +1,180 @@
+"""Export and the torch-free runtime: parity with the eager model per tiny config, interventions,
+package integrity, thread counts, and an interpreter that never imports torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pcbm.data import open_dataset
+from pcbm.errors import InputError
+from pcbm.models import Intervention, build_model, load_model, predict, save_model
+from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, save_refiner
+from pcbm.models.reliability import FILE, fit_reliability
+from pcbm.runtime import Engine, usable_cpus
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = {"tiny": {}, "tiny_sononet": {"encoder": "sononet16"}}  # every registered encoder kind, tiny
+
+
+def _phantom(n: int = 8, seed: int = 11) -> tuple[list[np.ndarray], list[float]]:
+    ds = open_dataset(f"phantom:n={n},seed={seed}")
+    return [s.image for s in ds], [s.pixel_spacing_mm for s in ds]
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def package(request, tmp_path_factory):
+    """A tiny run with a head refiner and a fitted reliability file, exported."""
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp(request.param)
+    model = build_model("tiny", **CONFIGS[request.param]).eval()
+    save_model(model, root / "run")
+    refiner = HeadRefiner(RefinerConfig(encoder="tu-resnet10t", size=64, decoder_channels=(16, 8, 8, 8, 8))).eval()
+    save_refiner(refiner, root / "run")
+    model, _ = load_model(root / "run")
+    fit_reliability(model, ["phantom:n=24,seed=5"], per_source=12, quantile=0.9).save(root / "run" / FILE)
+    from pcbm.export.package import export_package
+
+    pkg = export_package(str(root / "run"), root / "pkg", reference=("phantom:n=6,seed=2",), reference_limit=6)
+    return root / "run", pkg
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+
+
+def test_package_files(package) -> None:
+    _, pkg = package
+    meta = json.loads((pkg / "metadata.json").read_text())
+    names = {p.name for p in pkg.iterdir()}
+    assert {"segment.onnx", "properties.onnx", "decision.onnx", "head_refiner.onnx", "metadata.json", FILE,
+            "reference.json"} <= names
+    assert set(meta["files"]) == names - {"metadata.json"}
+    assert meta["ontology"]["planes"][0] == "trans_thalamic" and meta["input"]["size"] == 64
+    ref = json.loads((pkg / "reference.json").read_text())
+    assert ref["n"] == 6 and abs(sum(ref["plane_mix"].values()) - 1) < 1e-3 and "head_visible" in ref["concepts"]
+
+
+def test_runtime_matches_eager(package) -> None:
+    run, pkg = package
+    model, _ = load_model(run)
+    engine = Engine(pkg, threads=1)
+    images, spacing = _phantom()
+    images.append(np.random.default_rng(0).integers(0, 255, (90, 130), dtype=np.uint8))  # unlike anything seen
+    spacing.append(None)
+    eager = predict(model, images, spacing, keep_masks=True)
+    rt = engine.predict_batch(images, spacing, keep_masks=True)
+    for e, r in zip(eager, rt, strict=True):
+        assert (r.plane, r.status, r.standard, r.status_reason) == (e.plane, e.status, e.standard, e.status_reason)
+        assert max(abs(r.plane_probs[k] - e.plane_probs[k]) for k in e.plane_probs) <= 1e-3
+        assert r.missing_criteria == e.missing_criteria
+        assert _dice(r.masks > 0.5, e.masks > 0.5) >= 0.99
+        for name, m in e.measurements.items():
+            if m.get("measured") is not None or m.get("value") is not None:
+                a = m["value"] if m["value"] is not None else m["measured"]
+                b = r.measurements[name]["value"] if r.measurements[name]["value"] is not None else r.measurements[name]["measured"]
+                assert abs(a - b) <= 0.1, (name, a, b)
+        assert r.reliability is not None and abs(r.reliability["ood_score"] - e.reliability["ood_score"]) < 1e-2
+        d = r.to_dict()
+        assert set(d) == set(e.to_dict()) and d["model"]["sha256"] == e.model["sha256"]
+
+
+def test_interventions_match(package) -> None:
+    run, pkg = package
+    model, _ = load_model(run)
+    engine = Engine(pkg, threads=1)
+    images, spacing = _phantom(3)
+    for iv in ({"properties": {"cerebellum_visible": 1.0, "hc_mm": 150.0}}, {"visual": {"head": 0.0}}):
+        eager = predict(model, images, spacing, intervention=Intervention(**iv))
+        rt = engine.predict_batch(images, spacing, intervention=iv)
+        for e, r in zip(eager, rt, strict=True):
+            assert (r.plane, r.status) == (e.plane, e.status)
+            assert max(abs(r.plane_probs[k] - e.plane_probs[k]) for k in e.plane_probs) <= 1e-3
+            for k, v in e.properties.items():  # the intervened values included (None where not applicable)
+                assert (v is None) == (r.properties[k] is None) and (v is None or abs(v - r.properties[k]) <= 1e-3), k
+    with pytest.raises(KeyError):
+        engine.predict(images[0], intervention={"visual": {"kidneys": 0.0}})
+    with pytest.raises(InputError, match="needs pixel_spacing_mm"):
+        engine.predict(images[0], intervention={"properties": {"hc_mm": 150.0}})
+
+
+def test_bad_packages_and_inputs(package, tmp_path) -> None:
+    import shutil
+
+    _, pkg = package
+    with pytest.raises(InputError, match="not a pcbm model package"):
+        Engine(tmp_path)
+    copy = tmp_path / "pkg"
+    shutil.copytree(pkg, copy)
+    with open(copy / "decision.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(InputError, match="decision.onnx was altered"):
+        Engine(copy)
+    (copy / "decision.onnx").unlink()
+    with pytest.raises(InputError, match="decision.onnx is missing"):
+        Engine(copy)
+    engine = Engine(pkg, threads=1)
+    with pytest.raises(InputError, match="2-D uint8"):
+        engine.predict(np.zeros((10, 10, 3), np.uint8))
+    assert engine.predict_batch([]) == []
+
+
+def test_export_refuses_to_overwrite(package) -> None:
+    from pcbm.export.package import export_package
+
+    run, pkg = package
+    before = (pkg / "metadata.json").read_bytes()
+    with pytest.raises(InputError, match="exists"):
+        export_package(str(run), pkg)
+    assert (pkg / "metadata.json").read_bytes() == before
+    with pytest.raises(InputError, match="has no concepts"):
+        save_model(build_model("tiny_baseline"), run.parent / "baseline")
+        export_package(str(run.parent / "baseline"), run.parent / "baseline_pkg")
+
+
+def test_threads_follow_the_process_not_the_host() -> None:
+    n = usable_cpus()
+    assert 1 <= n <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert n <= len(os.sched_getaffinity(0))
+
+
+def test_runtime_needs_no_torch(package) -> None:
+    """A fresh interpreter runs a package and has never imported torch (nor lightning, smp, captum)."""
+    _, pkg = package
+    code = (
+        "import sys, numpy as np\n"
+        "from pcbm.runtime import Engine\n"
+        f"e = Engine({str(pkg)!r}, threads=1)\n"
+        "p = e.predict(np.full((80, 120), 40, np.uint8), 0.2)\n"
+        "assert p.plane and p.to_dict()['model']['name'] == 'tiny'\n"
+        "bad = [m for m in ('torch', 'lightning', 'segmentation_models_pytorch', 'captum') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_cli_predict_on_a_package(package, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.data.io import write_png
+
+    run, pkg = package
+    images, _ = _phantom(1)
+    write_png(tmp_path / "f.png", images[0])
+    a = CliRunner().invoke(app, ["predict", str(pkg), str(tmp_path / "f.png"), "--threads", "1"])
+    b = CliRunner().invoke(app, ["predict", str(run), str(tmp_path / "f.png"), "--threads", "1"])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ra, rb = json.loads(a.stdout.splitlines()[-1]), json.loads(b.stdout.splitlines()[-1])
+    assert set(ra) == set(rb) and ra["plane"] == rb["plane"] and ra["status"] == rb["status"]
