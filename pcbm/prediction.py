@@ -89,7 +89,7 @@ def make_prediction(
     status: str,
     standard: bool,
     missing: Sequence[str],
-    masks: np.ndarray | None,
+    masks: np.ndarray | dict[str, np.ndarray] | None,
     pixel_spacing_mm: float | None,
     status_reason: str | None = None,
     reliability: dict[str, Any] | None = None,
@@ -104,7 +104,8 @@ def make_prediction(
         properties: (P,) values: probabilities for binary concepts, mm for lengths (NaN unknown).
         applicable: (P,) bool.
         masks: (V, H, W) probabilities at the original size, what the measurements are taken on
-            (the head refined, where a refiner ran); None for a family without concepts.
+            (the head refined, where a refiner ran), or a dict of some structures' (H, W) maps (those
+            :func:`~pcbm.concepts.measure.biometry_structures` names suffice); None without concepts.
         pixel_spacing_mm: mm per original pixel, or None (lengths in px).
     """
     from pcbm.concepts.measure import biometry
@@ -120,11 +121,13 @@ def make_prediction(
             appl[n] = bool(applicable[i])
             props[n] = None if (not appl[n] or math.isnan(v)) else round(v, 4)
         if masks is not None:
-            rows, _ = biometry({s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}, plane, pixel_spacing_mm)
+            by_name = dict(masks) if isinstance(masks, dict) else {s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}
+            rows, _ = biometry(by_name, plane, pixel_spacing_mm)
             meas = {m.name: m.to_dict() for m in rows}
     return Prediction(
         image=name, plane=plane, plane_probs={p: round(float(v), 4) for p, v in zip(PLANE_NAMES, probs, strict=True)},
         status=status, standard=bool(standard), missing_criteria=list(missing), properties=props, applicable=appl,
         measurements=meas, status_reason=status_reason, reliability=reliability,
-        masks=np.asarray(masks, np.float32) if keep_masks and masks is not None else None, model=model,
+        masks=np.asarray(masks, np.float32) if keep_masks and masks is not None and not isinstance(masks, dict) else None,
+        model=model,
     )

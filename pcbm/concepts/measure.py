@@ -509,6 +509,14 @@ def measure(
     return out
 
 
+def biometry_structures(plane: str) -> tuple[str, ...]:
+    """The structures :func:`biometry` reads on ``plane`` (``("head",)`` on the head planes): a caller
+    short of time maps only these back to the original size."""
+    p = ontology.get_plane(plane)
+    keys = ontology.measurement_keys(plane) if p.measurements else (ontology.measurement_keys() if not p.known else ())
+    return tuple(sorted({ontology.measurement_structure(k) for k in keys}))
+
+
 def biometry(masks: Mapping[str, np.ndarray], plane: str, pixel_spacing_mm: float | None = None,
              ) -> tuple[list[Measurement], list[str]]:
     """The biometry a plane calls for, from its structures' masks, in ontology order, and notes on
@@ -528,7 +536,7 @@ def biometry(masks: Mapping[str, np.ndarray], plane: str, pixel_spacing_mm: floa
     keys = ontology.measurement_keys(plane) if p.measurements else (order if not p.known else ())
     rows: list[Measurement] = []
     notes: list[str] = []
-    for s in sorted({ontology.measurement_structure(k) for k in keys}):
+    for s in biometry_structures(plane):
         m = masks.get(s)
         if m is None or not as_bool_mask(m).any():
             continue

@@ -28,6 +28,7 @@ import numpy as np
 
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES, get_property_concept
 from pcbm.concepts.assess import assess
+from pcbm.concepts.measure import biometry_structures
 from pcbm.data.crops import crop, refine_loop, uncrop
 from pcbm.data.preprocess import letterbox, unletterbox
 from pcbm.errors import InputError
@@ -240,8 +241,14 @@ class Engine:
                                  "unlike_training_data": bool(flagged), "temperature": round(self.temperature, 4)}
         out = []
         for j, (im, box) in enumerate(zip(images, boxes, strict=True)):
-            full = unletterbox(masks[j], box)  # (V, H, W)
-            full = self._refine_head(np.asarray(im), full)
+            if keep_masks:
+                full: Any = self._refine_head(np.asarray(im), unletterbox(masks[j], box))  # (V, H, W)
+            else:  # only what the predicted plane's biometry reads goes back to the original size
+                plane = PLANE_NAMES[int(probs[j].argmax())]
+                need = [VISUAL_CONCEPT_NAMES.index(n) for n in biometry_structures(plane)]
+                full = {VISUAL_CONCEPT_NAMES[c]: unletterbox(masks[j, c:c + 1], box)[0] for c in need}
+                if "head" in full:
+                    full["head"] = self._refine_map(np.asarray(im), full["head"])
             out.append(make_prediction(names[j], probs[j], props[j], applicable[j], status[j], bool(standard[j]),
                                        missing[j], full, spacing[j], reasons[j], rel_fields[j], keep_masks,
                                        self.identity))
@@ -283,12 +290,18 @@ class Engine:
     def _refine_head(self, image: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """The masks with the head redrawn by the package's head refiner (as the torch path's
         :func:`pcbm.models.inference.biometry_masks`); unchanged without a refiner or a head."""
-        if self._refiner is None:
-            return masks
         k = VISUAL_CONCEPT_NAMES.index("head")
-        head = masks[k]
-        if not (head > 0.5).any():
+        head = self._refine_map(image, masks[k])
+        if head is masks[k]:
             return masks
+        out = masks.copy()
+        out[k] = head
+        return out
+
+    def _refine_map(self, image: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """The head probability (H, W) redrawn by the refiner; ``head`` itself without one or a head."""
+        if self._refiner is None or not (head > 0.5).any():
+            return head
         size = int(self.refiner_config["size"])
 
         def prob_of(box: Any) -> np.ndarray:
@@ -301,8 +314,4 @@ class Engine:
             return uncrop(p.astype(np.float32), box, image.shape[:2])
 
         prob = refine_loop(image, prob_of, head > 0.5, None, float(self.refiner_config["margin"]))
-        if prob is None:
-            return masks
-        out = masks.copy()
-        out[k] = prob
-        return out
+        return head if prob is None else prob

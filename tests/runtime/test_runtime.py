@@ -72,6 +72,8 @@ def test_runtime_matches_eager(package) -> None:
     spacing.append(None)
     eager = predict(model, images, spacing, keep_masks=True)
     rt = engine.predict_batch(images, spacing, keep_masks=True)
+    fast = engine.predict_batch(images, spacing)  # only the measured structures back at full size: same record
+    assert [f.to_dict() for f in fast] == [r.to_dict() for r in rt] and all(f.masks is None for f in fast)
     for e, r in zip(eager, rt, strict=True):
         assert (r.plane, r.status, r.standard, r.status_reason) == (e.plane, e.status, e.standard, e.status_reason)
         assert max(abs(r.plane_probs[k] - e.plane_probs[k]) for k in e.plane_probs) <= 1e-3
