@@ -115,3 +115,19 @@ def test_box_loss_rewards_a_structure_inside_that_spans_the_box() -> None:
     assert loss(half) > loss(inner) + 0.1 and loss(leak) > loss(inner) + 0.05
     assert loss(torch.zeros_like(box)) > 0.9  # predicting nothing is the worst
     assert float(box_loss(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, dtype=torch.bool))) == 0
+
+
+def test_training_step_takes_boxes(alz) -> None:
+    from pcbm.data import open_dataset as od
+    from pcbm.models import build_model
+    from pcbm.training.data import collate
+    from pcbm.training.module import PCBMTrainingModule
+
+    items = [encode_sample(s, 64) for s in [od(f"alzubaidi:{alz}")[0], od("phantom:n=1,seed=2")[0]]]
+    batch = collate(items)
+    module = PCBMTrainingModule(build_model("tiny"), mode="sequential")
+    terms, _ = module.losses(batch)
+    assert all(bool(torch.isfinite(v)) for v in terms.values())
+    without = dict(batch, mask_box=torch.zeros_like(batch["mask_box"]))
+    assert float(module.losses(without)[0]["segmentation"]) != float(terms["segmentation"])
+    module.total(terms).backward()  # the box term has gradients
