@@ -95,6 +95,15 @@ def _unpack(d: Any) -> np.ndarray:
         raise ValueError(f"a malformed array ({e})") from None
 
 
+def frame_features(out: Any, groups: Sequence[str] = FEATURE_GROUPS) -> np.ndarray:
+    """(B, F) features of a batch's :class:`~pcbm.models.output.PCBMOutput` (its tensors read as arrays;
+    see :func:`features_of`)."""
+    def arr(t: Any) -> np.ndarray | None:
+        return None if t is None else t.detach().float().cpu().numpy()
+
+    return features_of(arr(out.concept_inputs), arr(out.masks), arr(out.plane_probs), arr(out.features), groups)
+
+
 def features_of(concept_inputs: np.ndarray, masks: np.ndarray, plane_probs: np.ndarray, encoder: np.ndarray | None,
                 groups: Sequence[str] = FEATURE_GROUPS) -> np.ndarray:
     """(B, F) features from arrays (numpy only: the torch path and the runtime share it), in ``groups`` order.
@@ -141,8 +150,6 @@ class Reliability:
         """(B,) out-of-distribution scores of a batch's output (0 without a fitted Gaussian)."""
         if self.gaussian is None:
             return np.zeros(out.plane_probs.shape[0])
-        from pcbm.models.reliability import frame_features
-
         return self.gaussian.score(frame_features(out, self.groups))
 
     def score_features(self, features: np.ndarray) -> np.ndarray:

@@ -5,8 +5,8 @@ Example:
     >>> from pcbm.models import build_model, predict_images
     >>> model = build_model("tiny").eval()
     >>> [p] = predict_images(model, [np.zeros((60, 80), np.uint8)], pixel_spacing_mm=0.2)
-    >>> sorted(p)[:4]
-    ['image', 'measurements', 'missing_criteria', 'plane']
+    >>> sorted(p)[:5]
+    ['image', 'measurements', 'missing_criteria', 'model', 'plane']
 """
 
 from __future__ import annotations

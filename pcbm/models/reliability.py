@@ -45,6 +45,7 @@ from pcbm.reliability import (
     GaussianScore,
     Reliability,
     features_of,
+    frame_features,
     load_reliability,
 )
 
@@ -85,14 +86,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     opt.step(closure)
     return float(log_t.detach().exp().clamp(0.05, 20.0))
-
-
-def frame_features(out: Any, groups: Sequence[str] = FEATURE_GROUPS) -> np.ndarray:
-    """(B, F) float features of a batch's :class:`~pcbm.models.output.PCBMOutput` (see :func:`features_of`)."""
-    def arr(t: Any) -> np.ndarray | None:
-        return None if t is None else t.detach().float().cpu().numpy()
-
-    return features_of(arr(out.concept_inputs), arr(out.masks), arr(out.plane_probs), arr(out.features), groups)
 
 
 def collect(model: Any, dataset: Any, limit: int | None = None, batch_size: int = 8,
