@@ -95,6 +95,12 @@ def _unpack(d: Any) -> np.ndarray:
         raise ValueError(f"a malformed array ({e})") from None
 
 
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits (numpy; the runtime and the calibration fit share it)."""
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
 def frame_features(out: Any, groups: Sequence[str] = FEATURE_GROUPS) -> np.ndarray:
     """(B, F) features of a batch's :class:`~pcbm.models.output.PCBMOutput` (its tensors read as arrays;
     see :func:`features_of`)."""
@@ -150,7 +156,7 @@ class Reliability:
         """(B,) out-of-distribution scores of a batch's output (0 without a fitted Gaussian)."""
         if self.gaussian is None:
             return np.zeros(out.plane_probs.shape[0])
-        return self.gaussian.score(frame_features(out, self.groups))
+        return self.score_features(frame_features(out, self.groups))
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """(B,) scores of (B, F) features from :func:`features_of` (0 without a fitted Gaussian)."""

@@ -148,9 +148,9 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
 
     say = progress or (lambda _msg: None)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) if out.is_dir() else out.exists():
-        if not overwrite:
-            raise InputError(f"{out} exists; pass --overwrite to replace it (only once the new package is whole)")
+    occupied = any(out.iterdir()) if out.is_dir() else out.exists()  # an empty folder is free
+    if occupied and not overwrite:
+        raise InputError(f"{out} exists; pass --overwrite to replace it (only once the new package is whole)")
     model, info = load_model(ref)
     if not model.family.has_concepts:
         raise InputError(f"pcbm export writes PCBM packages; model family {model.family.name!r} has no concepts")

@@ -5,16 +5,14 @@ of an HC18 image's. For HC, BPD and OFD the head is cropped from the *original* 
 plane model's head mask (a square of :data:`MARGIN` times the mask's extent), resized to the
 refiner's input (224 px: about twice as fine) and segmented again by a small U-Net trained on heads
 alone (``pcbm train-head``). The refined mask, mapped back onto the original image, is what the
-ellipse is fitted to. The refiner never decides the plane; it only redraws the outline.
+ellipse is fitted to. The refiner never decides the plane; it only redraws the outline. The crop
+geometry and the pass loop are :mod:`pcbm.data.crops` (torch-free, shared with the runtime).
 
 Example:
     >>> import numpy as np
-    >>> m = np.zeros((100, 160), bool); m[20:80, 40:120] = True
-    >>> box = head_box(m, margin=1.25)
-    >>> (round(box.cx), round(box.cy), round(box.side))
-    (80, 50, 100)
-    >>> crop(np.full((100, 160), 255, np.uint8), box, 32).shape
-    (32, 32)
+    >>> refiner = HeadRefiner(RefinerConfig(encoder="tu-resnet10t", size=64, decoder_channels=(16, 8, 8, 8, 8))).eval()
+    >>> refiner.refine(np.zeros((60, 80), np.uint8), np.zeros((60, 80), bool)) is None  # no head to crop around
+    True
 """
 
 from __future__ import annotations

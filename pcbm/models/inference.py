@@ -135,15 +135,6 @@ def biometry_masks(model: Any, image: np.ndarray, masks: np.ndarray) -> np.ndarr
     return out
 
 
-def measurements(masks: np.ndarray, plane: str, pixel_spacing_mm: float | None) -> dict[str, dict]:
-    """Biometry of the predicted plane's structures from (V, H, W) original-size probabilities, by
-    name (``hc``): value (null when unreliable), measured value, unit, quality, reliable, reason."""
-    from pcbm.concepts.measure import biometry
-
-    rows, _ = biometry({s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}, plane, pixel_spacing_mm)
-    return {m.name: m.to_dict() for m in rows}
-
-
 def reliability_fields(model: Any, out: PCBMOutput, j: int) -> dict[str, Any]:
     """``status_reason`` (why the status is not_a_known_plane when the probabilities alone do not say:
     "unlike the training data") and ``reliability`` (the out-of-distribution score, its threshold and

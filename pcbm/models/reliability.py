@@ -47,6 +47,7 @@ from pcbm.reliability import (
     features_of,
     frame_features,
     load_reliability,
+    softmax,
 )
 
 __all__ = ["ECE_BINS", "FEATURE_GROUPS", "FILE", "FORMAT", "HALVES_SEED", "REASON", "GaussianScore", "Reliability",
@@ -115,11 +116,6 @@ def collect(model: Any, dataset: Any, limit: int | None = None, batch_size: int 
             "features": np.concatenate(feats) if feats else np.zeros((0, 0))}
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
 def fit_reliability(model: Any, specs: Sequence[str], per_source: int = 400, quantile: float = 0.99,
                     groups: Sequence[str] = FEATURE_GROUPS, shrinkage: float = 0.01, progress: Any = None
                     ) -> Reliability:
@@ -168,8 +164,8 @@ def fit_reliability(model: Any, specs: Sequence[str], per_source: int = 400, qua
     fitted = {
         "data": list(specs), "sources": per, "per_source": per_source, "split": "subject halves, split seed 0",
         "heldout_labelled": int(has.sum()),
-        "ece_before": round(expected_calibration_error(_softmax(logits[has]), labels[has]), 4),
-        "ece_after": round(expected_calibration_error(_softmax(logits[has] / t), labels[has]), 4),
+        "ece_before": round(expected_calibration_error(softmax(logits[has]), labels[has]), 4),
+        "ece_after": round(expected_calibration_error(softmax(logits[has] / t), labels[has]), 4),
         "features": int(x_fit.shape[1]),
     }
     return Reliability(t, tuple(groups), gauss, threshold, quantile, fitted)

@@ -33,7 +33,7 @@ from pcbm.data.crops import crop, refine_loop, uncrop
 from pcbm.data.preprocess import letterbox, unletterbox
 from pcbm.errors import InputError
 from pcbm.prediction import Prediction, make_prediction
-from pcbm.reliability import REASON, Reliability, features_of, load_reliability
+from pcbm.reliability import REASON, Reliability, features_of, load_reliability, softmax
 
 METADATA = "metadata.json"
 
@@ -90,10 +90,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives exactly 0, as it should
         return 1.0 / (1.0 + np.exp(-x))
 
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 class Engine:
@@ -230,7 +226,7 @@ class Engine:
         cont = concept_inputs[:, self._cont]
         concept_inputs[:, self._cont] = np.where(applicable[:, self._cont], np.nan_to_num(cont), 0.0)
         plane_logits = self._decision.run(None, {"values": values.astype(np.float32)})[0].astype(np.float64)
-        probs = _softmax(plane_logits / self.temperature)
+        probs = softmax(plane_logits / self.temperature)
         standard, status, missing = assess(probs, values, self.min_confidence)
         props = values.copy()
         props[:, self._cont] = np.where(applicable[:, self._cont], values[:, self._cont] * scale[:, None], np.nan)
