@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("intervene")
     def intervene_cmd(
-        model_ref: str = typer.Argument(..., metavar="RUN|default", help="A run directory, or 'default'."),
+        model_ref: str = typer.Argument(..., metavar="RUN|PKG|default",
+                                        help="A run directory, a model package (pcbm export: no torch) or 'default'."),
         image: Path = typer.Argument(..., help="The image file."),
         set_: list[str] = typer.Option([], "--set", help="NAME=VALUE: a property (csp_visible=1, cerebellum_visible=no, hc_mm=170) or a visual concept's whole mask (kidney=0); NAME@x0,y0,x1,y1=1 paints a box."),
         erase: list[str] = typer.Option([], "--erase", help="A visual concept to erase (kidney), or a box of it (head@x0,y0,x1,y1, image pixels)."),
@@ -84,14 +85,14 @@ def register(app: typer.Typer) -> None:
         import json
 
         from pcbm.errors import InputError
+        from pcbm._commands.model import load_predictor
         from pcbm.explain.interventions import intervene, parse_intervention
-        from pcbm.models import load_model
 
         if not set_ and not erase:
             raise InputError("nothing to change: give at least one --set NAME=VALUE or --erase NAME")
         kwargs = parse_intervention(set_, erase)  # unknown names fail here, before loading the model
         spacing, _ = _spacing(pixel_spacing)
-        model, _ = load_model(model_ref)
+        model = load_predictor(model_ref, threads=0)  # 0: the runtime counts the usable CPUs
         result = intervene(model, image, pixel_spacing_mm=spacing, **kwargs)
         if json_out:
             typer.echo(json.dumps(result.to_dict(), indent=2))

@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
             pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
         torch.set_num_threads(threads)
         inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
-        model = _load_predictor(run, threads)
+        model = load_predictor(run, threads)
         failed = 0
         for item in inputs:
             name = item.name if isinstance(item, DatasetItem) else str(item)
@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
                                "threshold": round(rel.threshold, 4), **rel.fitted}, indent=2))
 
 
-def _load_predictor(run: str, threads: int) -> Any:
+def load_predictor(run: str, threads: int) -> Any:
     """A model package (a folder with metadata.json: the torch-free runtime) or a run / 'default' / 'sononet16'."""
     from pcbm.models import load_model
 

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,13 +58,27 @@ class DecisionSummary:
                 "missing": list(self.missing), "plane_probs": self.plane_probs}
 
 
-def _summary(out: Any, i: int = 0) -> DecisionSummary:
-    probs = out.plane_probs[i].tolist()
+def _summary(pred: Any) -> DecisionSummary:
+    """The decision part of a :class:`~pcbm.prediction.Prediction` (properties not applicable: NaN)."""
     return DecisionSummary(
-        PLANE_NAMES[int(np.argmax(probs))], out.status[i], float(max(probs)), list(out.missing[i]),
-        {p: round(float(v), 4) for p, v in zip(PLANE_NAMES, probs, strict=True)},
-        {n: float(out.properties[i, j]) for j, n in enumerate(PROPERTY_CONCEPT_NAMES)},
+        pred.plane, pred.status, float(max(pred.plane_probs.values())), list(pred.missing_criteria),
+        dict(pred.plane_probs),
+        {n: (math.nan if v is None else float(v)) for n, v in pred.properties.items()},
     )
+
+
+def is_package(model: Any) -> bool:
+    """True for a :class:`pcbm.runtime.Engine` (a model package), False for a torch model."""
+    return hasattr(model, "predict_batch") and hasattr(model, "metadata")
+
+
+def _decide(model: Any, image: np.ndarray, pixel_spacing_mm: float | None, intervention: Any) -> Any:
+    """The :class:`~pcbm.prediction.Prediction` of one image on either path."""
+    if is_package(model):
+        return model.predict(image, pixel_spacing_mm, intervention)
+    from pcbm.models.inference import predict
+
+    return predict(model, [image], pixel_spacing_mm, intervention=intervention)[0]
 
 
 @dataclass
@@ -189,13 +204,9 @@ def build_intervention(
     paint: Iterable[RegionEdit] | None = None,
     pixel_spacing_mm: float | None = None,
 ) -> Any:
-    """An :class:`~pcbm.models.Intervention` from names: see :func:`intervene`."""
-    import torch
-
-    from pcbm.models import Intervention
-    from pcbm.models.inference import run_model
-
-    visual: dict[str, float | torch.Tensor] = {}
+    """The intervention :func:`intervene` runs, from names: a :class:`~pcbm.models.Intervention` for a
+    torch model, a :class:`~pcbm.runtime.RuntimeIntervention` for a model package."""
+    visual: dict[str, float | np.ndarray] = {}
     props: dict[str, float] = {}
     for name, value in (set or {}).items():
         concept = get_concept(name)  # KeyError with did-you-mean
@@ -216,15 +227,33 @@ def build_intervention(
             visual[name] = value
             continue
         if current is None:
-            out, (lb,) = run_model(model, [image], pixel_spacing_mm)
-            current = (out.masks[0].detach().clone(), lb)
+            current = _model_frame_masks(model, image)
         masks, lb = current
-        region = torch.from_numpy(_box_in_model_frame(_check_box(name, box, image.shape), lb))
+        region = _box_in_model_frame(_check_box(name, box, image.shape), lb)
         c = concept.index
         base = visual.get(name, masks[c])
-        base = torch.full_like(masks[c], float(base)) if not isinstance(base, torch.Tensor) else base
+        base = np.full_like(masks[c], float(base)) if np.ndim(base) == 0 else np.asarray(base, np.float32)
         visual[name] = base * (1 - region) + value * region
-    return Intervention(visual=visual, properties=props)
+    if is_package(model):
+        from pcbm.runtime import RuntimeIntervention
+
+        return RuntimeIntervention(visual=visual, properties=props)
+    import torch
+
+    from pcbm.models import Intervention
+
+    return Intervention(visual={k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in visual.items()},
+                        properties=props)
+
+
+def _model_frame_masks(model: Any, image: np.ndarray) -> tuple[np.ndarray, Any]:
+    """The (V, S, S) masks at the model's input size and the letterbox, on either path."""
+    if is_package(model):
+        return model.segment(image)
+    from pcbm.models.inference import run_model
+
+    out, (lb,) = run_model(model, [image], None)
+    return out.masks[0].detach().float().cpu().numpy(), lb
 
 
 def intervene(
@@ -238,7 +267,7 @@ def intervene(
     """Correct concepts of one image and recompute what follows.
 
     Args:
-        model: a PCBM.
+        model: a PCBM, or a :class:`pcbm.runtime.Engine` (a model package: the same result, no torch).
         image: a uint8 (H, W) array, a :class:`~pcbm.data.Sample`, an image file or a DICOM file.
         set: concept name -> value. A property concept takes a probability (binary; yes/no work
             too) or mm (continuous, needs ``pixel_spacing_mm``); a visual concept takes a
@@ -253,14 +282,13 @@ def intervene(
         KeyError: an unknown concept name (with a did-you-mean suggestion).
         InputError: a bad value or box.
     """
-    from pcbm.models.inference import run_model
-
-    model.family.require_concepts("an intervention")
+    if not is_package(model):  # a package is always a concept model (export refuses the others)
+        model.family.require_concepts("an intervention")
     img, _, _, spacing, _ = load_image(image)
     pixel_spacing_mm = pixel_spacing_mm or spacing
     iv = build_intervention(model, img, set, erase, paint, pixel_spacing_mm)
-    before, _ = run_model(model, [img], pixel_spacing_mm)
-    after, _ = run_model(model, [img], pixel_spacing_mm, iv)
+    before = _decide(model, img, pixel_spacing_mm, None)
+    after = _decide(model, img, pixel_spacing_mm, iv)
     corrections = describe_intervention(iv)
     for name, box, verb in [(n, b, "erased") for n, b in _regions(erase, "erase")] + [
             (n, b, "painted") for n, b in _regions(paint, "paint")]:

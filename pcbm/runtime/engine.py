@@ -30,7 +30,7 @@ from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NA
 from pcbm.concepts.assess import assess
 from pcbm.concepts.measure import biometry_structures
 from pcbm.data.crops import crop, refine_loop, uncrop
-from pcbm.data.preprocess import letterbox, unletterbox
+from pcbm.data.preprocess import Letterbox, letterbox, unletterbox
 from pcbm.errors import InputError
 from pcbm.prediction import Prediction, make_prediction
 from pcbm.reliability import REASON, Reliability, features_of, load_reliability, softmax
@@ -256,6 +256,16 @@ class Engine:
                                        missing[j], full, spacing[j], reasons[j], rel_fields[j], keep_masks,
                                        self.identity))
         return out
+
+    def segment(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """The (V, S, S) mask probabilities of one uint8 (H, W) frame at the model's input size and its
+        letterbox (what a box edit in image pixels is mapped through)."""
+        a = np.asarray(image)
+        if a.ndim != 2 or a.dtype != np.uint8 or a.size == 0:
+            raise InputError(f"the image must be a non-empty 2-D uint8 array, got shape {a.shape} dtype {a.dtype}")
+        x, box = letterbox(a, self.size)
+        logits, _ = self._segment.run(None, {"image": x[None, None].astype(np.float32)})
+        return _sigmoid(logits[0].astype(np.float32)), box
 
     # ---- pieces ---------------------------------------------------------------------------------
     def _apply_visual(self, masks: np.ndarray, visual: Mapping[str, Any]) -> np.ndarray:

@@ -180,3 +180,37 @@ def test_cli_predict_on_a_package(package, tmp_path) -> None:
     assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
     ra, rb = json.loads(a.stdout.splitlines()[-1]), json.loads(b.stdout.splitlines()[-1])
     assert set(ra) == set(rb) and ra["plane"] == rb["plane"] and ra["status"] == rb["status"]
+
+
+def test_intervene_on_a_package_matches_the_run(package, tmp_path) -> None:
+    """pcbm.explain.intervene and `pcbm intervene PKG` give the run's result: box edits included."""
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.data.io import write_png
+    from pcbm.explain.interventions import intervene
+
+    run, pkg = package
+    model, _ = load_model(run)
+    engine = Engine(pkg, threads=1)
+    [image], [spacing] = _phantom(1, seed=4)
+    kw = {"set": {"cerebellum_visible": 1, "head_visible": 1, "hc_mm": 160.0}, "erase": ["kidney", ("head", (0, 0, 60, 45))],
+          "paint": [("csp", (10, 10, 40, 30))], "pixel_spacing_mm": spacing}
+    e, r = intervene(model, image, **kw), intervene(engine, image, **kw)
+    assert e.corrections == r.corrections and any("head: erased in box" in c for c in r.corrections)
+    for de, dr in ((e.before, r.before), (e.after, r.after)):
+        assert (dr.plane, dr.status, dr.missing) == (de.plane, de.status, de.missing)
+        assert max(abs(dr.plane_probs[k] - de.plane_probs[k]) for k in de.plane_probs) <= 1e-3
+    assert r.after.properties["hc_mm"] == pytest.approx(160.0, abs=1e-3)  # the set value, in mm (head in view)
+    head = r.intervention.visual["head"]
+    assert isinstance(head, np.ndarray) and head.shape == (64, 64) and head[:8, :8].max() == 0.0
+    with pytest.raises(InputError, match="box"):
+        intervene(engine, image, erase=[("head", (0, 0, 5000, 10))])
+    write_png(tmp_path / "f.png", image)
+    args = ["--set", "cerebellum_visible=1", "--erase", "kidney", "--json"]
+    a = CliRunner().invoke(app, ["intervene", str(pkg), str(tmp_path / "f.png"), *args])
+    b = CliRunner().invoke(app, ["intervene", str(run), str(tmp_path / "f.png"), *args])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    assert set(ja) == set(jb) and ja["corrections"] == jb["corrections"]
+    assert (ja["after"]["plane"], ja["after"]["status"]) == (jb["after"]["plane"], jb["after"]["status"])
