@@ -46,6 +46,8 @@ class Prediction:
         masks: (V, H, W) mask probabilities at the original size (float32), when asked for.
         model: the model's identity (name, version, sha256) when known.
         extra: anything a model family adds (a reference classifier's own classes).
+        measured: the measurements themselves (:class:`~pcbm.concepts.measure.Measurement`, full
+            precision) and ``measurement_notes`` why one was not taken; what a concept report shows.
     """
 
     image: str
@@ -62,6 +64,8 @@ class Prediction:
     masks: np.ndarray | None = None
     model: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    measured: list[Any] = field(default_factory=list, repr=False)
+    measurement_notes: list[str] = field(default_factory=list, repr=False)
 
     def to_dict(self, masks: bool = False) -> dict[str, Any]:
         """The JSON record (``pcbm predict``'s line); ``masks`` adds each structure found as a share of
@@ -115,6 +119,8 @@ def make_prediction(
     props: dict[str, float | None] = {}
     appl: dict[str, bool] = {}
     meas: dict[str, dict[str, Any]] = {}
+    rows: list[Any] = []
+    why: list[str] = []
     if has_concepts:
         for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
             v = float(properties[i])
@@ -122,12 +128,12 @@ def make_prediction(
             props[n] = None if (not appl[n] or math.isnan(v)) else round(v, 4)
         if masks is not None:
             by_name = dict(masks) if isinstance(masks, dict) else {s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}
-            rows, _ = biometry(by_name, plane, pixel_spacing_mm)
+            rows, why = biometry(by_name, plane, pixel_spacing_mm)
             meas = {m.name: m.to_dict() for m in rows}
     return Prediction(
         image=name, plane=plane, plane_probs={p: round(float(v), 4) for p, v in zip(PLANE_NAMES, probs, strict=True)},
         status=status, standard=bool(standard), missing_criteria=list(missing), properties=props, applicable=appl,
         measurements=meas, status_reason=status_reason, reliability=reliability,
         masks=np.asarray(masks, np.float32) if keep_masks and masks is not None and not isinstance(masks, dict) else None,
-        model=model,
+        model=model, measured=list(rows), measurement_notes=list(why),
     )

@@ -84,8 +84,8 @@ def register(app: typer.Typer) -> None:
         """Correct concepts of one image and print the decision before and after."""
         import json
 
-        from pcbm.errors import InputError
         from pcbm._commands.model import load_predictor
+        from pcbm.errors import InputError
         from pcbm.explain.interventions import intervene, parse_intervention
 
         if not set_ and not erase:

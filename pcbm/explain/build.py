@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pcbm._io import atomic_open, write_json
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.concepts import PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.concepts.measure import Measurement
 from pcbm.errors import InputError
 from pcbm.explain.report import ConceptReport, checklist_for
@@ -166,14 +166,6 @@ def _training_data(conf: Any) -> str | None:
     return None
 
 
-def _measurements(masks: np.ndarray, plane: str, spacing: float | None, notes: list[str]) -> list[Measurement]:
-    from pcbm.concepts.measure import biometry
-
-    rows, why = biometry({s: masks[i] for i, s in enumerate(VISUAL_CONCEPT_NAMES)}, plane, spacing)
-    notes += why
-    return rows
-
-
 def explain_image(
     model: Any,
     image: ImageLike,
@@ -202,7 +194,7 @@ def explain_image(
     """
     from pcbm.data.base import DatasetItem
     from pcbm.explain.explainers import DecisionExplainer
-    from pcbm.models.inference import biometry_masks, original_masks, reliability_fields, run_model
+    from pcbm.models.inference import prediction_of, run_model
 
     model.family.require_concepts("a concept report")
     if isinstance(image, DatasetItem):
@@ -210,8 +202,9 @@ def explain_image(
     img, name, notes, found, found_source = load_image(image)
     pixel_spacing_mm, spacing_source = _spacing(pixel_spacing_mm, spacing_source, found, found_source)
     out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
-    plane = PLANE_NAMES[int(out.plane_index[0])]
-    masks = biometry_masks(model, img, original_masks(out, 0, box))  # (V, H, W), the head refined if it can be
+    # the record pcbm predict prints, masks kept: (V, H, W) at the original size, the head refined if it can be
+    pred = prediction_of(model, out, 0, box, img, source or name, pixel_spacing_mm, keep_masks=True)
+    plane, masks = pred.plane, pred.masks
     if getattr(model, "head_refiner", None) is not None and (masks[VISUAL_CONCEPT_NAMES.index("head")] > 0.5).any():
         notes.append("the head outline (and HC, BPD, OFD) is the head refiner's: the head cropped from the "
                      "original image and segmented again")
@@ -220,19 +213,19 @@ def explain_image(
     checklist = checklist_for(plane, raw, intervened)
     contrib = DecisionExplainer(model).attribute(out.concept_inputs, target=plane)
     heat = _heatmap(model, img, box, plane, heatmap) if heatmap else None
-    measured = _measurements(masks, plane, pixel_spacing_mm, notes)
+    measured = list(pred.measured)
+    notes += pred.measurement_notes
     recorded, recorded_source = recorded_values(image)
     card = model_card(model, info)
-    rel = reliability_fields(model, out, 0)
     return ConceptReport(
         image=img,
         masks={n: masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
         plane=plane,
-        status=out.status[0],
+        status=pred.status,
         confidence=float(out.plane_probs[0].max()),
-        plane_probs={p: round(float(v), 4) for p, v in zip(PLANE_NAMES, out.plane_probs[0].tolist(), strict=True)},
+        plane_probs=dict(pred.plane_probs),
         checklist=checklist,
-        missing=list(out.missing[0]),
+        missing=list(pred.missing_criteria),
         measurements=measured,
         pixel_spacing_mm=pixel_spacing_mm,
         spacing_source=spacing_source if pixel_spacing_mm else None,
@@ -240,7 +233,7 @@ def explain_image(
         contribution_method=contrib.method,
         heatmap=heat,
         heatmap_method=heatmap if heatmap else None,
-        properties=_shown_properties(out, measured),
+        properties=_shown_properties(pred.properties, measured),
         decision_inputs={n: round(float(v), 4) for n, v in zip(PROPERTY_CONCEPT_NAMES, out.concept_inputs[0].tolist(),
                                                                 strict=True)},
         recorded=recorded if pixel_spacing_mm else {},
@@ -249,9 +242,10 @@ def explain_image(
         source=source or name,
         interventions=describe_intervention(intervention),
         notes=notes,
-        status_reason=rel["status_reason"],
-        reliability=rel["reliability"],
-        cautions=cautions_for(rel["status_reason"], rel["reliability"], card),
+        status_reason=pred.status_reason,
+        reliability=pred.reliability,
+        cautions=cautions_for(pred.status_reason, pred.reliability, card),
+        prediction=pred,
     )
 
 
@@ -265,15 +259,13 @@ def _spacing(given: float | None, given_source: str | None, found: float | None,
     return valid_spacing(given, "pixel spacing"), given_source or "given by the caller"
 
 
-def _shown_properties(out: Any, measured: Sequence[Measurement] = ()) -> dict[str, float | None]:
-    """The property concepts as the report shows them: None where not applicable or not measured;
+def _shown_properties(properties: dict[str, float | None],
+                      measured: Sequence[Measurement] = ()) -> dict[str, float | None]:
+    """The property concepts as the report shows them: the prediction's (None where not applicable);
     a length the report measured is that measurement (None when unreliable), so one HC is shown."""
     from pcbm.concepts import get_property_concept
 
-    props: dict[str, float | None] = {}
-    for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
-        v = float(out.properties[0, i])
-        props[n] = None if (not bool(out.applicable[0, i]) or math.isnan(v)) else round(v, 4)
+    props = dict(properties)
     by_key = {m.name: m for m in measured if m.unit == "mm"}
     for n in props:
         keys = get_property_concept(n).measurement_keys

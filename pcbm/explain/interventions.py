@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, PropertyConcept, get_concept, get_plane
+from pcbm.concepts import PLANE_NAMES, PropertyConcept, get_concept, get_plane
 from pcbm.errors import InputError
 from pcbm.explain.build import ImageLike, describe_intervention, load_image
 from pcbm.explain.report import STATUS_LABELS

@@ -119,6 +119,8 @@ class ConceptReport:
             without a fitted reliability file).
         cautions: what the reader must know before trusting this page (shown first, in amber):
             the frame is unlike the training data; what the model card says about real images.
+        prediction: the :class:`~pcbm.prediction.Prediction` the page was built on (the record
+            ``pcbm predict`` prints for this image); its ``to_dict()`` is the JSON's ``prediction``.
     """
 
     image: np.ndarray
@@ -147,6 +149,7 @@ class ConceptReport:
     status_reason: str | None = None
     reliability: dict[str, Any] | None = None
     cautions: list[str] = field(default_factory=list)
+    prediction: Any = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUS_LABELS:
@@ -205,6 +208,7 @@ class ConceptReport:
             "decision_inputs": dict(self.decision_inputs),
             "interventions": list(self.interventions),
             "notes": list(self.notes),
+            "prediction": None if self.prediction is None else self.prediction.to_dict(masks=True),
         }
 
     # --- renderers -------------------------------------------------------------------------------

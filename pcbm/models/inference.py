@@ -76,19 +76,31 @@ def predict(
         chunk = slice(start, start + batch_size)
         out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
         for j, box in enumerate(boxes):
-            masks = biometry_masks(model, images[start + j], original_masks(out, j, box)) if has_concepts else None
-            rel = reliability_fields(model, out, j)
-            pred = make_prediction(
-                names[start + j], out.plane_probs[j].float().cpu().numpy(), out.properties[j].float().cpu().numpy(),
-                out.applicable[j].cpu().numpy(), out.status[j], bool(out.standard[j]), out.missing[j], masks,
-                spacing[start + j], rel["status_reason"], rel["reliability"], keep_masks, identity,
-                has_concepts=has_concepts)
-            if out.class_probs is not None and classes:  # a reference classifier's own classes
-                own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
-                pred.extra = {"model_class": max(own, key=own.__getitem__),
-                              "model_class_probs": {c: round(float(v), 4) for c, v in own.items()}}
-            results.append(pred)
+            results.append(prediction_of(model, out, j, box, images[start + j], names[start + j], spacing[start + j],
+                                         keep_masks, identity, has_concepts, classes))
     return results
+
+
+def prediction_of(
+    model: FamilyModel, out: PCBMOutput, j: int, box: Letterbox, image: np.ndarray, name: str,
+    pixel_spacing_mm: float | None, keep_masks: bool = False, identity: dict[str, Any] | None = None,
+    has_concepts: bool | None = None, classes: Sequence[str] = (),
+) -> Prediction:
+    """The :class:`~pcbm.prediction.Prediction` of item ``j`` of a :func:`run_model` output (what
+    :func:`predict` returns, and what a concept report is built on)."""
+    has_concepts = model.family.has_concepts if has_concepts is None else has_concepts
+    masks = biometry_masks(model, image, original_masks(out, j, box)) if has_concepts else None
+    rel = reliability_fields(model, out, j)
+    pred = make_prediction(
+        name, out.plane_probs[j].float().cpu().numpy(), out.properties[j].float().cpu().numpy(),
+        out.applicable[j].cpu().numpy(), out.status[j], bool(out.standard[j]), out.missing[j], masks,
+        pixel_spacing_mm, rel["status_reason"], rel["reliability"], keep_masks,
+        model.identity if identity is None else identity, has_concepts=has_concepts)
+    if out.class_probs is not None and classes:  # a reference classifier's own classes
+        own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
+        pred.extra = {"model_class": max(own, key=own.__getitem__),
+                      "model_class_probs": {c: round(float(v), 4) for c, v in own.items()}}
+    return pred
 
 
 def predict_images(

@@ -190,3 +190,21 @@ def test_report_from_a_sample(tiny_model):
     r = explain_image(tiny_model, s, heatmap="saliency")
     assert r.pixel_spacing_mm == s.pixel_spacing_mm and r.spacing_source == "dataset (phantom)"
     assert r.source == s.id
+
+
+def test_report_is_built_on_the_prediction_record(tiny_model, small_image):
+    """The report's decision, measurements and properties are pcbm predict's record of the image."""
+    from pcbm.explain import explain_image
+    from pcbm.models import predict
+
+    r = explain_image(tiny_model, small_image, heatmap=None, pixel_spacing_mm=0.2)
+    [p] = predict(tiny_model, [small_image], 0.2, names=[r.source])
+    d = r.to_dict()
+    assert d["prediction"]["plane"] == p.plane == r.plane and d["prediction"]["status"] == p.status == r.status
+    assert d["prediction"]["plane_probs"] == p.plane_probs == r.plane_probs
+    assert d["prediction"]["measurements"] == p.measurements
+    assert r.missing == p.missing_criteria and r.status_reason == p.status_reason
+    assert {m.name for m in r.measurements} == set(p.measurements)
+    for n, v in p.properties.items():  # lengths the report measured show the measurement, the rest the record's
+        if n not in ("hc_mm", "bpd_mm", "ofd_mm", "ac_mm", "fl_mm"):
+            assert r.properties[n] == v, n
