@@ -85,6 +85,14 @@ class RuntimeIntervention:
         return cls(dict(getattr(value, "visual", {}) or {}), dict(getattr(value, "properties", {}) or {}))
 
 
+def _frame(image: Any, name: str) -> np.ndarray:
+    """``image`` as an array, checked to be what the graphs take: a non-empty 2-D uint8 frame."""
+    a = np.asarray(image)
+    if a.ndim != 2 or a.dtype != np.uint8 or a.size == 0:
+        raise InputError(f"image {name!r} must be a non-empty 2-D uint8 array, got shape {a.shape} dtype {a.dtype}")
+    return a
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function as torch computes it, without exp overflow for large negative logits."""
     with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives exactly 0, as it should
@@ -200,11 +208,7 @@ class Engine:
         names = list(names) if names is not None else [f"image_{i}" for i in range(len(images))]
         arrays, boxes = [], []
         for i, im in enumerate(images):
-            a = np.asarray(im)
-            if a.ndim != 2 or a.dtype != np.uint8 or a.size == 0:
-                raise InputError(f"image {names[i]!r} must be a non-empty 2-D uint8 array, got shape {a.shape} "
-                                 f"dtype {a.dtype}")
-            x, box = letterbox(a, self.size)
+            x, box = letterbox(_frame(im, names[i]), self.size)
             arrays.append(x)
             boxes.append(box)
         x = np.stack(arrays)[:, None].astype(np.float32)  # (B, 1, S, S)
@@ -260,10 +264,7 @@ class Engine:
     def segment(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """The (V, S, S) mask probabilities of one uint8 (H, W) frame at the model's input size and its
         letterbox (what a box edit in image pixels is mapped through)."""
-        a = np.asarray(image)
-        if a.ndim != 2 or a.dtype != np.uint8 or a.size == 0:
-            raise InputError(f"the image must be a non-empty 2-D uint8 array, got shape {a.shape} dtype {a.dtype}")
-        x, box = letterbox(a, self.size)
+        x, box = letterbox(_frame(image, "image"), self.size)
         logits, _ = self._segment.run(None, {"image": x[None, None].astype(np.float32)})
         return _sigmoid(logits[0].astype(np.float32)), box
 
