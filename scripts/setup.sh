@@ -18,8 +18,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e ".[all]"
   echo "$want" > "$stamp"
 fi
-if [ "${PCBM_BROWSER:-1}" = 1 ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ]; then
+if [ "${PCBM_BROWSER:-1}" = 1 ] && (! command -v chromium >/dev/null || ! command -v chromedriver) >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "[setup] installing Debian's chromium for the report rendering test"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
     || echo "[setup] chromium not installed; browser tests will be skipped"
 fi

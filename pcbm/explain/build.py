@@ -449,3 +449,44 @@ th{{font-size:.85em;color:#52606d}}.wrap{{overflow-x:auto}}</style></head>
 <tr><th>image</th><th>plane</th><th>status</th><th>confidence</th><th>missing criteria</th><th>measurements</th></tr>
 {trs}</table></div></main></body></html>
 """
+
+
+def package_card(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What a report says about a model package (its ``metadata.json``): as :func:`model_card` for a run."""
+    model = metadata.get("model") or {}
+    cfg = model.get("config") or {}
+    card: dict[str, Any] = {"name": model.get("name", "?"),
+                            "architecture": f"{cfg.get('arch', '?')} / {cfg.get('encoder', '?')}, "
+                                            f"{cfg.get('decision', '?')} decision, {cfg.get('input_size', '?')} px input",
+                            "package": "exported (onnxruntime)"}
+    trained = metadata.get("training_data")
+    card["trained_on"] = (" + ".join(map(str, trained)) if isinstance(trained, list) else str(trained)) if trained else "not recorded"
+    if metadata.get("pcbm_version"):
+        card["pcbm_version"] = metadata["pcbm_version"]
+    return card | {k: v for k, v in model_card(None, {"metrics": metadata.get("metrics")}).items()
+                   if k in ("validation_metrics", "real_images")}
+
+
+def report_from_prediction(image: np.ndarray, pred: Any, card: dict[str, Any] | None = None,
+                           pixel_spacing_mm: float | None = None, spacing_source: str | None = None,
+                           source: str | None = None) -> ConceptReport:
+    """The concept report of a :class:`~pcbm.prediction.Prediction` made with masks kept (what the
+    torch-free runtime and the live page have): plane, status, ISUOG checklist, structures,
+    measurements, cautions. No concept contributions or heatmap (those need the torch model:
+    ``pcbm report RUN IMAGE``); a note says so."""
+    if pred.masks is None:
+        raise InputError("a report needs the prediction's masks (predict with keep_masks=True)")
+    card = dict(card or {})
+    measured = list(pred.measured)
+    checklist = checklist_for(pred.plane, dict(pred.properties))
+    return ConceptReport(
+        image=np.asarray(image), masks={n: pred.masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
+        plane=pred.plane, status=pred.status, confidence=float(max(pred.plane_probs.values())),
+        plane_probs=dict(pred.plane_probs), checklist=checklist, missing=list(pred.missing_criteria),
+        measurements=measured, pixel_spacing_mm=pixel_spacing_mm, spacing_source=spacing_source if pixel_spacing_mm else None,
+        properties=_shown_properties(pred.properties, measured), model=card, source=source or pred.image,
+        notes=list(pred.measurement_notes) + ["concept contributions and the heatmap need the torch model "
+                                              "(pcbm report RUN IMAGE); this page is built on the exported model's record"],
+        status_reason=pred.status_reason, reliability=pred.reliability,
+        cautions=cautions_for(pred.status_reason, pred.reliability, card), prediction=pred,
+    )
