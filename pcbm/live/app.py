@@ -16,14 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
 from pcbm.errors import InputError
 
 
 def create_app(session: Any) -> Any:
     """The FastAPI app of a started :class:`~pcbm.live.session.LiveSession`."""
-    from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-
     hub = session.hub
 
     @contextlib.asynccontextmanager

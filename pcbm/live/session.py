@@ -424,6 +424,8 @@ class LiveSession:
         self._heartbeat: Any = None
         self._engine_started = 0.0
         self.summary_path: Path | None = None
+        self.slot_stats: dict[str, Any] = {}
+        self.capture_exits: list[int | None] = []  # exit codes of capture processes that died and were restarted
         self.started_at = time.time()
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -498,6 +500,7 @@ class LiveSession:
             if not (dead or hung) or not self._running:
                 if not self.capture_proc.is_alive() and self._running and not self._stop.is_set() \
                         and self.slot.stats()["source_state"] not in ("ended",):
+                    self.capture_exits.append(self.capture_proc.exitcode)
                     self._start_capture(self.slot.seq)  # capture itself died: start it again, numbering on
                 continue
             if hung:
@@ -520,6 +523,7 @@ class LiveSession:
 
     def status(self) -> dict[str, Any]:
         return {"engine": self.hub.engine, **self.hub.stats.summary(), **(self.slot.stats() if self.slot else {}),
+                "capture_restarts": len(self.capture_exits),
                 "source": self.spec.describe(), "model": self.model}
 
     def stop(self) -> Path | None:
@@ -528,7 +532,7 @@ class LiveSession:
             return self.summary_path
         self._stop.set()
         self.capture_proc.join(30)
-        src_stats = self.slot.stats()
+        src_stats = self.slot_stats = self.slot.stats()
         self._running = False
         for t in self._threads:
             t.join(2)
