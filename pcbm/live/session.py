@@ -281,7 +281,7 @@ def structure_colours() -> dict[str, str]:
     out = {}
     for n in VISUAL_CONCEPT_NAMES:
         c = get_visual_concept(n).color
-        out[n] = "#%02x%02x%02x" % tuple(int(x) for x in c[:3])
+        out[n] = "#{:02x}{:02x}{:02x}".format(*(int(x) for x in c[:3]))
     return out
 
 

@@ -111,7 +111,7 @@ def test_file_source_plays_a_video(tmp_path):
 
 def _frames(n: int = 20) -> list[np.ndarray]:
     frames = []
-    for k, s in enumerate(PhantomSweepSource(parse_source(f"phantom-sweep:frames={n},size=256,loop=0"))._frames):
+    for s in PhantomSweepSource(parse_source(f"phantom-sweep:frames={n},size=256,loop=0"))._frames:
         frames.append(s[0].copy())  # the phantom burns the scanner's text in above the fan, top left
         if len(frames) == n:
             break
