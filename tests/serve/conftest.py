@@ -1,0 +1,45 @@
+"""A tiny model package for the service tests (built once per session: ~10 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TOKEN = "t" * 40
+
+
+@pytest.fixture(scope="session")
+def package(tmp_path_factory) -> Path:
+    import torch
+
+    from pcbm.export.package import export_package
+    from pcbm.models import build_model, save_model
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("serve_pkg")
+    save_model(build_model("tiny").eval(), root / "run")
+    return export_package(str(root / "run"), root / "pkg", reference=("phantom:n=8,seed=2",), reference_limit=8)
+
+
+@pytest.fixture(scope="session")
+def engine(package):
+    from pcbm.runtime import Engine
+
+    return Engine(package, threads=1)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture(scope="session")
+def phantom_png() -> bytes:
+    from pcbm.data import open_dataset
+
+    return png_bytes(open_dataset("phantom:n=1,seed=3,size=128")[0].image)
