@@ -1,7 +1,7 @@
 """The torch-free runtime against eager torch: parity and speed, the default model (issue 16).
 
     .venv/bin/python bench/bench_runtime.py [--package PKG | --model default] [--out bench/runtime]
-        [--parity-limit N] [--frames 60] [--threads 2]
+        [--parity-limit N] [--frames 60] [--threads 2] [--backends onnxruntime,openvino-bf16,onnxruntime-int8]
 
 Parity (``Engine.predict`` vs ``pcbm.models.predict``, the same images): same plane and status,
 plane-probability max difference, mask Dice (all structures, at the original size, > 0.5), HC
@@ -10,7 +10,8 @@ validation heads (subject split seed 0). Speed: eager and runtime **alternating*
 one process, batch 1, ``--threads`` threads: the segmenter alone (eager ``model.segment`` vs
 ``segment.onnx``) and the full path (letterbox → three stages → assess → OOD score → masks at the
 original size → measurements), with and without the head refiner (flip TTA on). p50 / p95 ms per
-frame and the ratio. Writes ``results.json``, ``results.md`` and ``speed.png``.
+frame and the ratio, per backend (``--backends``; ``onnxruntime-int8`` is the segmenter quantized
+here, static QDQ per channel, calibrated on phantom + HC18 training frames — measured, not shipped). Writes ``results.json``, ``results.md`` and ``speed.png``.
 """
 
 from __future__ import annotations
@@ -59,24 +60,45 @@ def parity(model, engine, images, spacings) -> dict:
             "hc_n": len(dhc), "hc_max_diff_mm": float(max(dhc)) if dhc else None}
 
 
-def speed(model, engine, images, spacings, frames: int) -> dict:
+def quantize_segment(pkg: Path, out: Path, calibration: list[np.ndarray]) -> Path:
+    """``segment.onnx`` quantized to int8 (static, QDQ, weights per channel, activations uint8,
+    MinMax calibration on ``calibration`` frames) — measured here, not shipped."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from pcbm.data.preprocess import letterbox
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calibration)
+
+        def get_next(self):
+            im = next(self.it, None)
+            return None if im is None else {"image": letterbox(im, 256)[0][None, None].astype(np.float32)}
+
+    pre, q = out / "segment_pre.onnx", out / "segment_int8.onnx"
+    quant_pre_process(str(pkg / "segment.onnx"), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+    return q
+
+
+def speed(model, engines: dict, images, spacings, frames: int) -> dict:
     import torch
 
     from pcbm.data.preprocess import letterbox
     from pcbm.models import predict
 
     refiner = model.head_refiner
-    times: dict[str, list[float]] = {k: [] for k in ("eager_segment", "runtime_segment", "eager_full", "runtime_full",
-                                                     "eager_full_refiner", "runtime_full_refiner")}
+    who = ["eager", *engines]
+    times: dict[str, list[float]] = {f"{w}_{p}": [] for w in who for p in ("segment", "full", "full_refiner")}
     for i in range(frames + 3):
         im, sp = images[i % len(images)], spacings[i % len(spacings)]
         x, _ = letterbox(im, model.input_size)
         xt = torch.from_numpy(x)[None, None].contiguous(memory_format=torch.channels_last)
         xn = x[None, None].astype(np.float32)
-        runs = []
-        with torch.inference_mode():
-            runs.append(("eager_segment", lambda xt=xt: model.segment(xt)))
-        runs.append(("runtime_segment", lambda xn=xn: engine._segment.run(None, {"image": xn})))
+        runs = [("eager_segment", lambda xt=xt: model.segment(xt))]
+        runs += [(f"{b}_segment", lambda xn=xn, e=e: e._segment.run(None, {"image": xn})) for b, e in engines.items()]
         for with_refiner in (False, True):
             suffix = "_refiner" if with_refiner else ""
 
@@ -84,12 +106,17 @@ def speed(model, engine, images, spacings, frames: int) -> dict:
                 model.attach_head_refiner(refiner if with_refiner else None)
                 return predict(model, [im], sp)
 
-            def runtime(with_refiner=with_refiner, keep=engine._refiner, im=im, sp=sp):
-                engine._refiner = keep if with_refiner else None
-                return engine.predict(im, sp)
+            runs.append(("eager_full" + suffix, eager))
+            for b, e in engines.items():
+                def runtime(with_refiner=with_refiner, e=e, keep=e._refiner, im=im, sp=sp):
+                    e._refiner = keep if with_refiner else None
+                    try:
+                        return e.predict(im, sp)
+                    finally:
+                        e._refiner = keep
 
-            runs += [("eager_full" + suffix, eager), ("runtime_full" + suffix, runtime)]
-        for name, fn in runs:  # alternating: eager, runtime, eager, runtime … on the same frame
+                runs.append((f"{b}_full" + suffix, runtime))
+        for name, fn in runs:  # alternating: eager, each backend, eager, … on the same frame
             t0 = time.perf_counter()
             if name.startswith("eager"):
                 with torch.inference_mode():
@@ -100,30 +127,37 @@ def speed(model, engine, images, spacings, frames: int) -> dict:
                 times[name].append((time.perf_counter() - t0) * 1000)
     model.attach_head_refiner(refiner)
     out = {k: {"p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95))} for k, v in times.items()}
-    for part in ("segment", "full", "full_refiner"):
-        out[f"ratio_{part}"] = out[f"eager_{part}"]["p50_ms"] / out[f"runtime_{part}"]["p50_ms"]
+    for b in engines:
+        for part in ("segment", "full", "full_refiner"):
+            out[f"ratio_{b}_{part}"] = out[f"eager_{part}"]["p50_ms"] / out[f"{b}_{part}"]["p50_ms"]
     import resource
 
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
-def plot(sp: dict, path: Path) -> None:
+COLOURS = {"eager": "#9aa5b1", "onnxruntime": "#2f80ed", "openvino": "#27ae60", "openvino-bf16": "#8e44ad",
+           "onnxruntime-int8": "#d35400"}
+
+
+def plot(sp: dict, backends: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     parts = ("segment", "full", "full_refiner")
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    who = ["eager", *backends]
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     x = np.arange(len(parts))
-    for k, (who, color) in enumerate((("eager", "#9aa5b1"), ("runtime", "#2f80ed"))):
-        p50 = [sp[f"{who}_{p}"]["p50_ms"] for p in parts]
-        p95 = [sp[f"{who}_{p}"]["p95_ms"] for p in parts]
-        ax.bar(x + (k - 0.5) * 0.38, p50, 0.38, color=color, label=f"{who} p50")
-        ax.errorbar(x + (k - 0.5) * 0.38, p50, yerr=[np.zeros(3), np.array(p95) - np.array(p50)], fmt="none",
-                    ecolor="black", capsize=3)
+    w = 0.8 / len(who)
+    for k, name in enumerate(who):
+        p50 = [sp[f"{name}_{p}"]["p50_ms"] for p in parts]
+        p95 = [sp[f"{name}_{p}"]["p95_ms"] for p in parts]
+        off = x + (k - (len(who) - 1) / 2) * w
+        ax.bar(off, p50, w, color=COLOURS.get(name, "#555"), label=f"{name} p50")
+        ax.errorbar(off, p50, yerr=[np.zeros(3), np.array(p95) - np.array(p50)], fmt="none", ecolor="black", capsize=2)
     ax.axhline(25, ls="--", color="#d97706", label="25 ms (40 fps)")
     ax.set_xticks(x, ["segmenter", "full path", "full path + head refiner"])
-    ax.set_ylabel("ms per frame (batch 1)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("ms per frame (batch 1, p50; bar to p95)")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -137,6 +171,8 @@ def main() -> None:
     ap.add_argument("--parity-limit", type=int, default=None)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backends", default="onnxruntime",
+                    help="comma-separated: onnxruntime, openvino, openvino-bf16, onnxruntime-int8 (bench only)")
     args = ap.parse_args()
     import torch
 
@@ -155,38 +191,59 @@ def main() -> None:
         export_package(args.model, pkg, overwrite=True, progress=print)
         print(f"exported in {time.perf_counter() - t0:.0f} s")
     model, _ = load_model(args.model)
-    engine = Engine(pkg, threads=args.threads)
-    res = {}
-    for key, spec in (("phantom", "phantom:n=200,seed=123,style=mix"), ("hc18_val", "hc18:../shared/data/hc18?split=val")):
-        ds = open_dataset(spec)
-        n = len(ds) if args.parity_limit is None else min(args.parity_limit, len(ds))
-        samples = [ds[i] for i in range(n)]
-        res[key] = parity(model, engine, [s.image for s in samples], [s.pixel_spacing_mm for s in samples])
-        res[key]["data"] = spec
-        print(key, res[key])
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    engines = {}
+    for b in backends:
+        if b == "onnxruntime-int8":
+            import onnxruntime as ort
+
+            cal = [s.image for spec in ("phantom:n=48,seed=77,style=mix", "hc18:../shared/data/hc18?split=train")
+                   for s in (lambda ds: [ds[i] for i in range(48)])(open_dataset(spec))]
+            q = quantize_segment(pkg, out, cal)
+            e = Engine(pkg, threads=args.threads)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
+            e._segment = ort.InferenceSession(str(q), opts, providers=["CPUExecutionProvider"])
+            engines[b] = e
+        else:
+            engines[b] = Engine(pkg, threads=args.threads, backend=b)
+    res: dict = {"parity": {}}
+    for b, engine in engines.items():
+        res["parity"][b] = {}
+        for key, spec in (("phantom", "phantom:n=200,seed=123,style=mix"), ("hc18_val", "hc18:../shared/data/hc18?split=val")):
+            ds = open_dataset(spec)
+            n = len(ds) if args.parity_limit is None else min(args.parity_limit, len(ds))
+            samples = [ds[i] for i in range(n)]
+            p = parity(model, engine, [s.image for s in samples], [s.pixel_spacing_mm for s in samples])
+            p["data"] = spec
+            res["parity"][b][key] = p
+            print(b, key, p)
     hc = open_dataset("hc18:../shared/data/hc18?split=val")
     imgs = [hc[i] for i in range(8)]
-    res["speed"] = speed(model, engine, [s.image for s in imgs], [s.pixel_spacing_mm for s in imgs], args.frames)
+    res["speed"] = speed(model, engines, [s.image for s in imgs], [s.pixel_spacing_mm for s in imgs], args.frames)
     print(json.dumps(res["speed"], indent=1))
     res["meta"] = {"command": "python bench/bench_runtime.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
                    "date": datetime.date.today().isoformat(),
                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads", "package": str(pkg)}
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     s = res["speed"]
-    lines = ["| part | eager p50 / p95 (ms) | runtime p50 / p95 (ms) | ratio (p50) |", "|---|---|---|---|"]
+    lines = ["| part | " + " | ".join(f"{w} p50 / p95 (ms)" for w in ["eager", *backends]) + " | "
+             + " | ".join(f"{b} × eager (p50)" for b in backends) + " |",
+             "|---|" + "---|" * (1 + 2 * len(backends))]
     for part, label in (("segment", "segmenter"), ("full", "full path"), ("full_refiner", "full path + head refiner")):
-        e, r = s[f"eager_{part}"], s[f"runtime_{part}"]
-        lines.append(f"| {label} | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | "
-                     f"{s[f'ratio_{part}']:.2f}× |")
-    lines += ["", "| parity set | n | same plane | same status | max prob diff | mask Dice min / mean | HC max diff (mm) |",
-              "|---|---|---|---|---|---|---|"]
-    for key in ("phantom", "hc18_val"):
-        p = res[key]
-        hcd = "—" if p["hc_max_diff_mm"] is None else f"{p['hc_max_diff_mm']:.3f} (n={p['hc_n']})"
-        lines.append(f"| {p['data']} | {p['n']} | {100 * p['same_plane']:.1f} % | {100 * p['same_status']:.1f} % | "
-                     f"{p['max_prob_diff']:.2e} | {p['mask_dice_min']:.4f} / {p['mask_dice_mean']:.4f} | {hcd} |")
+        cells = [f"{s[f'{w}_{part}']['p50_ms']:.1f} / {s[f'{w}_{part}']['p95_ms']:.1f}" for w in ["eager", *backends]]
+        cells += [f"{s[f'ratio_{b}_{part}']:.2f}×" for b in backends]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| backend | parity set | n | same plane | same status | max prob diff | mask Dice min / mean | HC max diff (mm) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for b in backends:
+        for key in ("phantom", "hc18_val"):
+            p = res["parity"][b][key]
+            hcd = "—" if p["hc_max_diff_mm"] is None else f"{p['hc_max_diff_mm']:.3f} (n={p['hc_n']})"
+            lines.append(f"| {b} | {p['data']} | {p['n']} | {100 * p['same_plane']:.1f} % | {100 * p['same_status']:.1f} % | "
+                         f"{p['max_prob_diff']:.2e} | {p['mask_dice_min']:.4f} / {p['mask_dice_mean']:.4f} | {hcd} |")
     (out / "results.md").write_text(f"{res['meta']}\n\n" + "\n".join(lines) + "\n")
-    plot(s, out / "speed.png")
+    plot(s, backends, out / "speed.png")
     print("\n".join(lines))
 
 

@@ -89,7 +89,7 @@ def mask_moments(masks: torch.Tensor, eps: float = 1.0) -> dict[str, torch.Tenso
     cy = (my * ys).sum(-1) / denom
     sxx = ((mx * xs**2).sum(-1) / denom - cx**2).clamp_min(0)
     syy = ((my * ys**2).sum(-1) / denom - cy**2).clamp_min(0)
-    sxy = torch.einsum("bvhw,h,w->bv", masks, ys, xs) / denom - cx * cy
+    sxy = ((masks @ xs) * ys).sum(-1) / denom - cx * cy  # a MatMul, not an Einsum: 5 ms less in onnxruntime
     half_diff = (sxx - syy) / 2
     # clamp, not "+ 1e-12": the exported graph lost the tiny addend (ONNX gave 0/0 for an erased mask)
     disc = torch.sqrt(torch.clamp_min(half_diff**2 + sxy**2, 1e-12))

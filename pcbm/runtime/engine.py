@@ -100,25 +100,57 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 
+BACKENDS = ("onnxruntime", "openvino", "openvino-bf16")
+BACKEND_ENV = "PCBM_RUNTIME_BACKEND"
+
+
+class _OpenVINOGraph:
+    """One graph compiled by OpenVINO for the CPU, run as an onnxruntime session is (``run(None, feeds)``)."""
+
+    def __init__(self, path: Path, threads: int, bf16: bool):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise InputError("backend 'openvino' needs OpenVINO (pip install openvino)") from None
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
+        self._compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self._request = self._compiled.create_infer_request()
+
+    def run(self, _names: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        res = self._request.infer(dict(feeds))
+        return [np.array(res[o]) for o in self._compiled.outputs]
+
+
 class Engine:
     """A model package, ready to predict (see the module docstring).
 
     Args:
         package: the folder ``pcbm export`` wrote.
-        threads: onnxruntime intra-op threads (default: :func:`usable_cpus`).
+        threads: intra-op threads (default: :func:`usable_cpus`).
         verify: check every file's sha256 against ``metadata.json`` first.
         spin: let onnxruntime's idle threads spin between runs. Off by default: on a 2-core box the
             numpy work between the stage graphs then runs on a free core (full path 96 ms instead
             of 124 ms on the default model, bench/bench_runtime.py).
+        backend: ``onnxruntime`` (the default), ``openvino`` (the segmenter and the head refiner
+            compiled by OpenVINO, float32) or ``openvino-bf16`` (those two in bfloat16 where the CPU
+            computes it natively: about twice as fast on AVX512-BF16 CPUs, outside the export's parity
+            tolerance — bench/RESULTS.md, "Export and runtime"). The property and decision graphs
+            always run in onnxruntime. Default: ``$PCBM_RUNTIME_BACKEND``, else onnxruntime.
 
     Raises:
-        InputError: not a package, a file missing or altered, or a graph onnxruntime cannot load.
+        InputError: not a package, a file missing or altered, an unknown backend, or a graph the
+            backend cannot load.
     """
 
     def __init__(self, package: str | os.PathLike[str], threads: int | None = None, verify: bool = True,
-                 spin: bool = False):
+                 spin: bool = False, backend: str | None = None):
         import onnxruntime as ort
 
+        from pcbm.errors import look_up
+
+        self.backend = look_up(backend or os.environ.get(BACKEND_ENV) or "onnxruntime", BACKENDS, "runtime backend")
         self.package = Path(package)
         meta_path = self.package / METADATA
         if not meta_path.is_file():
@@ -141,16 +173,21 @@ class Engine:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
 
-        def session(name: str) -> Any:
+        def session(name: str, convolutional: bool = False) -> Any:
             try:
+                if convolutional and self.backend != "onnxruntime":
+                    return _OpenVINOGraph(self.package / name, self.threads, bf16=self.backend == "openvino-bf16")
                 return ort.InferenceSession(str(self.package / name), opts, providers=["CPUExecutionProvider"])
-            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            except InputError:
+                raise
+            except Exception as e:  # noqa: BLE001 - onnxruntime and OpenVINO raise their own exception types
                 raise InputError(f"cannot load {self.package / name}: {str(e).splitlines()[0][:200]}") from None
 
         graphs = self.metadata["graphs"]
-        self._segment, self._properties, self._decision = (session(graphs[g]) for g in ("segment", "properties", "decision"))
+        self._segment = session(graphs["segment"], convolutional=True)
+        self._properties, self._decision = session(graphs["properties"]), session(graphs["decision"])
         ref = self.metadata.get("head_refiner")
-        self._refiner = session(ref["file"]) if ref else None
+        self._refiner = session(ref["file"], convolutional=True) if ref else None
         self.refiner_config = ref
         self.flip_tta = bool(ref and ref.get("flip_tta", True))
         rel = self.metadata.get("reliability")
