@@ -1,0 +1,62 @@
+"""``pcbm serve`` (the REST service on a model package) and ``pcbm monitor`` (a drift report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(
+        model: str = typer.Option("default", "--model", metavar="PKG|RUN|default",
+                                  help="A model package (pcbm export), or a run folder / 'default' (exported to a "
+                                       "temporary package at start-up: ~2 min for default)."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for the network: tokens needed)."),
+        port: int = typer.Option(8000, "--port", min=1, max=65535),
+        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes (metrics merged across them)."),
+        threads: int = typer.Option(None, "--threads", min=1, help="Engine threads per worker (default: usable CPUs / workers)."),
+        token_file: Path = typer.Option(None, "--token-file", help="Bearer tokens, one per line (also PCBM_API_TOKENS, "
+                                        "comma-separated)."),
+        allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated",
+                                                   help="Serve without tokens (loopback hosts only)."),
+        max_upload_mb: float = typer.Option(32.0, "--max-upload-mb", min=0.001, help="Larger request bodies: 413."),
+        max_in_flight: int = typer.Option(4, "--max-in-flight", min=1, help="Model requests running or queued per "
+                                          "worker; one more gets 503 with Retry-After."),
+        window: int = typer.Option(1000, "--window", min=1, help="Predictions in the drift window (all workers)."),
+        window_out: Path = typer.Option(None, "--window-out", help="Save the drift window here (JSON, for pcbm "
+                                        "monitor) periodically and at exit."),
+        dump_every: float = typer.Option(300.0, "--dump-every", min=1.0, help="Seconds between window saves."),
+        watts_per_core: float = typer.Option(10.0, "--watts-per-core", min=0.1, help="Power per busy core of the "
+                                             "energy estimate where RAPL cannot be read."),
+        access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log each request line (never a "
+                                        "body, a header or a token)."),
+    ) -> None:
+        """Serve a model over HTTP: POST /v1/predict, /v1/report, /v1/intervene; GET /v1/model, /v1/drift,
+        /metrics, /healthz, /readyz; OpenAPI docs at /docs. Ctrl-C stops."""
+        from pcbm.serve.server import ServerOptions, serve
+
+        opts = ServerOptions(host=host, port=port, workers=workers, threads=threads,
+                             token_file=str(token_file) if token_file else None,
+                             allow_unauthenticated=allow_unauthenticated,
+                             window_out=str(window_out) if window_out else None, dump_every_s=dump_every,
+                             access_log=access_log,
+                             settings={"max_upload_bytes": int(max_upload_mb * (1 << 20)), "max_in_flight": max_in_flight,
+                                       "window_size": window, "watts_per_core": watts_per_core})
+        serve(model, opts, say=lambda m: typer.echo(f"[serve] {m}", err=True))
+
+    @app.command("monitor")
+    def monitor_cmd(
+        window: Path = typer.Argument(..., help="A saved window (GET /v1/monitor/window, or pcbm serve --window-out)."),
+        out: Path = typer.Option(..., "--out", help="Folder for drift.html, drift.md, drift.json and the plots."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
+    ) -> None:
+        """A drift report (PSI, KS, plane mix; plots, HTML and Markdown) from a saved serving window."""
+        from pcbm._io import check_output_dir
+        from pcbm.serve.monitor import load_window, render_monitor_report
+
+        check_output_dir(out, "--out", overwrite)
+        doc = load_window(window)
+        folder = render_monitor_report(doc, out, overwrite=overwrite)
+        typer.echo(str(folder / "drift.html"))

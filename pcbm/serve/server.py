@@ -1,0 +1,188 @@
+"""Running the service: the model resolved to a package, tokens and exposure checked, uvicorn with
+one or several workers, Prometheus multiprocess mode for several, the window dumped periodically.
+
+A run folder or ``default`` is exported to a temporary package at start-up (``pcbm export``, about
+2 minutes for the default model on 2 cores) and served from it, so every worker runs the torch-free
+runtime; export once with ``pcbm export default --out PKG`` and serve ``PKG`` to skip that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pcbm.errors import InputError
+
+CONFIG_ENV = "PCBM_SERVE_CONFIG"
+
+
+@dataclass
+class ServerOptions:
+    """What ``pcbm serve`` was asked for (besides the model)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    threads: int | None = None  # engine threads per worker (default: usable CPUs / workers)
+    token_file: str | None = None
+    allow_unauthenticated: bool = False
+    window_out: str | None = None  # dump the drift window here (JSON) periodically and at exit
+    dump_every_s: float = 300.0
+    access_log: bool = True
+    log_level: str = "info"
+    settings: dict[str, Any] = field(default_factory=dict)  # ServeSettings fields (not tokens, not state_dir)
+
+
+def resolve_model(ref: str, say: Callable[[str], None]) -> tuple[Path, Path | None]:
+    """(package folder, temporary folder to remove at exit or None) for PKG | RUN | default."""
+    if Path(ref, "metadata.json").is_file():
+        return Path(ref), None
+    if ref.startswith("models:/"):
+        raise InputError(f"{ref}: MLflow model URIs are not supported yet; export the model (pcbm export) and serve "
+                         "the package")
+    if ref != "default" and not Path(ref).is_dir():
+        raise InputError(f"no model at {ref}: give a package from pcbm export, a run folder or 'default'")
+    from pcbm.export.package import export_package
+
+    tmp = Path(tempfile.mkdtemp(prefix="pcbm-serve-model-"))
+    say(f"exporting {ref} to a temporary package (about 2 minutes for default on 2 cores); to skip this, run "
+        f"'pcbm export {ref} --out PKG' once and serve PKG")
+    try:
+        return export_package(ref, tmp / "pkg", progress=lambda m: say(f"export: {m}")), tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _settings(opts: ServerOptions, state_dir: str) -> Any:
+    from pcbm.serve.auth import load_tokens
+    from pcbm.serve.service import ServeSettings
+
+    return ServeSettings(tokens=load_tokens(opts.token_file), state_dir=state_dir, **opts.settings)
+
+
+def worker_app() -> Any:
+    """The app of one uvicorn worker process (``factory=True``), configured by the parent through
+    :data:`CONFIG_ENV` (paths and numbers only: the tokens are read again from the file / environment)."""
+    from pcbm.runtime import Engine
+    from pcbm.serve.app import create_app
+
+    conf = json.loads(os.environ[CONFIG_ENV])
+    opts = ServerOptions(**conf["options"])
+    return create_app(Engine(conf["package"], threads=conf["threads"]), _settings(opts, conf["window_dir"]))
+
+
+def _dumper(window_dir: str, size: int, package: Path, out: str, every: float,
+            stop: threading.Event) -> threading.Thread:
+    """A thread writing the merged window to ``out`` every ``every`` seconds and once more at stop."""
+    from pcbm._io import atomic_open
+    from pcbm.serve.window import WindowStore
+
+    meta = json.loads((package / "metadata.json").read_text())
+    ref_path = package / "reference.json"
+    reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
+    model = {"name": meta["model"]["name"], "version": meta.get("pcbm_version"),
+             "sha256": meta["model"].get("weights_sha256")}
+
+    def dump() -> None:
+        doc = WindowStore(window_dir, size).to_json(reference, model)
+        with atomic_open(out) as f:
+            json.dump(doc, f)
+
+    def loop() -> None:
+        while not stop.wait(every):
+            dump()
+        dump()
+
+    t = threading.Thread(target=loop, name="pcbm-serve-window-dump", daemon=True)
+    t.start()
+    return t
+
+
+@contextlib.contextmanager
+def _light_spawn_main() -> Iterator[None]:
+    """Spawned workers import the parent's ``__main__`` first. Under the ``pcbm`` console script that
+    is ``pcbm.cli``, which imports torch (through ``pcbm.training``) and takes seconds: longer than
+    uvicorn's worker health check, and torch in a worker that never needs it. While the workers are
+    supervised, ``__main__`` names this torch-free module instead; restored after."""
+    main = sys.modules["__main__"]
+    saved = main.__dict__.get("__spec__", None)
+    main.__spec__ = importlib.util.find_spec(__name__)
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
+
+
+def serve(model: str, opts: ServerOptions, say: Callable[[str], None] = print) -> None:
+    """Serve ``model`` until interrupted (see the module docstring).
+
+    Raises:
+        InputError: bad tokens, an unsafe exposure, a model that cannot be found or loaded.
+    """
+    import uvicorn
+
+    from pcbm.runtime import Engine, usable_cpus
+    from pcbm.serve.auth import check_exposure, load_tokens, token_file_warning
+
+    if opts.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {opts.workers}")
+    tokens = load_tokens(opts.token_file)
+    check_exposure(opts.host, tokens, opts.allow_unauthenticated)
+    warning = token_file_warning(opts.token_file)
+    if warning:
+        say(f"warning: {warning}")
+    if opts.window_out:
+        from pcbm._io import check_output_file
+
+        check_output_file(opts.window_out, "--window-out", overwrite=True)
+    _settings(opts, tempfile.gettempdir())  # every setting checked before the (slow) model
+    package, tmp_model = resolve_model(model, say)
+    state = Path(tempfile.mkdtemp(prefix="pcbm-serve-"))
+    stop = threading.Event()
+    dumper = None
+    try:
+        window_dir = state / "window"
+        window_dir.mkdir()
+        threads = opts.threads or max(1, usable_cpus() // opts.workers)
+        engine = Engine(package, threads=threads)  # fails here, once, with a clear error
+        if opts.window_out:
+            size = int(opts.settings.get("window_size", 1000))
+            dumper = _dumper(str(window_dir), size, package, opts.window_out, opts.dump_every_s, stop)
+        auth = f"{len(tokens)} bearer token(s)" if tokens else "NO authentication (loopback only)"
+        say(f"serving {engine.identity['name']} ({package}) on http://{opts.host}:{opts.port} — {opts.workers} "
+            f"worker(s) x {threads} thread(s), {auth}; docs at /docs")
+        common = {"host": opts.host, "port": opts.port, "log_level": opts.log_level, "access_log": opts.access_log}
+        if opts.workers == 1:
+            from pcbm.serve.app import create_app
+
+            app = create_app(engine, _settings(opts, str(window_dir)))
+            uvicorn.Server(uvicorn.Config(app, **common)).run()
+        else:
+            del engine
+            prom = state / "prometheus"
+            prom.mkdir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom)  # before any worker imports prometheus_client
+            os.environ[CONFIG_ENV] = json.dumps({"package": str(package), "threads": threads, "window_dir": str(window_dir),
+                                                 "options": asdict(opts)})
+            with _light_spawn_main():
+                uvicorn.run("pcbm.serve.server:worker_app", factory=True, workers=opts.workers,
+                            timeout_worker_healthcheck=60, **common)
+    finally:
+        stop.set()
+        if dumper is not None:
+            dumper.join(30)
+        shutil.rmtree(state, ignore_errors=True)
+        if tmp_model is not None:
+            shutil.rmtree(tmp_model, ignore_errors=True)
+        sys.stdout.flush()
