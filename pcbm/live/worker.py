@@ -123,17 +123,29 @@ class Predictor:
             self.backend, self.identity, self.engine = "torch", self.model.identity, None
 
     def predict(self, image: np.ndarray, spacing: float | None, name: str) -> Any:
+        """The frame's prediction with masks. The head refiner redraws the head only on standard
+        frames, where the page shows HC (it costs more than the rest of the path)."""
         if self.engine is not None:
-            return self.engine.predict(image, spacing, name=name, keep_masks=True)
+            return self.engine.predict(image, spacing, name=name, keep_masks=True, refine_head="standard")
         from pcbm.models import predict
 
-        return predict(self.model, [image], [spacing], names=[name], keep_masks=True)[0]
+        refiner = self.model.head_refiner
+        self.model.attach_head_refiner(None)
+        try:
+            pred = predict(self.model, [image], [spacing], names=[name], keep_masks=True)[0]
+        finally:
+            self.model.attach_head_refiner(refiner)
+        if refiner is not None and pred.status == "standard":  # measured on the refined head, as the runtime does
+            pred = predict(self.model, [image], [spacing], names=[name], keep_masks=True)[0]
+        return pred
 
     def report_html(self, image: np.ndarray, pred: Any, spacing: float | None, name: str) -> str:
         """The full concept report of a frozen frame."""
         if self.engine is not None:
             from pcbm.explain.build import package_card, report_from_prediction
 
+            if pred.status != "standard":  # the live prediction skipped the head refiner: the report measures on it
+                pred = self.engine.predict(image, spacing, name=name, keep_masks=True)
             return report_from_prediction(image, pred, package_card(self.engine.metadata), spacing,
                                           "live source" if spacing else None, name).to_html()
         from pcbm.explain.build import explain_image

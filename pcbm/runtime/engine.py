@@ -229,14 +229,21 @@ class Engine:
 
     # ---- prediction -----------------------------------------------------------------------------
     def predict(self, image: np.ndarray, pixel_spacing_mm: float | None = None, intervention: Any = None,
-                name: str = "image", keep_masks: bool = False) -> Prediction:
-        """The :class:`~pcbm.prediction.Prediction` of one uint8 (H, W) frame."""
-        return self.predict_batch([image], [pixel_spacing_mm], intervention, [name], keep_masks)[0]
+                name: str = "image", keep_masks: bool = False, refine_head: bool | str = True) -> Prediction:
+        """The :class:`~pcbm.prediction.Prediction` of one uint8 (H, W) frame (see :meth:`predict_batch`)."""
+        return self.predict_batch([image], [pixel_spacing_mm], intervention, [name], keep_masks, refine_head)[0]
 
     def predict_batch(self, images: Sequence[np.ndarray], pixel_spacing_mm: Sequence[float | None] | None = None,
                       intervention: Any = None, names: Sequence[str] | None = None,
-                      keep_masks: bool = False) -> list[Prediction]:
-        """Predictions of several frames in one pass through each graph."""
+                      keep_masks: bool = False, refine_head: bool | str = True) -> list[Prediction]:
+        """Predictions of several frames in one pass through each graph.
+
+        ``refine_head``: redraw the head with the package's head refiner before measuring — always
+        (True), never (False), or only on frames whose status is standard (``"standard"``: what
+        ``pcbm live`` does, since a head measurement is shown only there; the refiner costs more
+        than the rest of the path)."""
+        if refine_head not in (True, False, "standard"):
+            raise InputError(f"refine_head must be True, False or 'standard', not {refine_head!r}")
         if not images:
             return []
         spacing = list(pixel_spacing_mm) if pixel_spacing_mm is not None else [None] * len(images)
@@ -285,13 +292,16 @@ class Engine:
                                  "unlike_training_data": bool(flagged), "temperature": round(self.temperature, 4)}
         out = []
         for j, (im, box) in enumerate(zip(images, boxes, strict=True)):
+            refine = refine_head is True or (refine_head == "standard" and bool(standard[j]))
             if keep_masks:
-                full: Any = self._refine_head(np.asarray(im), unletterbox(masks[j], box))  # (V, H, W)
+                full: Any = unletterbox(masks[j], box)  # (V, H, W)
+                if refine:
+                    full = self._refine_head(np.asarray(im), full)
             else:  # only what the predicted plane's biometry reads goes back to the original size
                 plane = PLANE_NAMES[int(probs[j].argmax())]
                 need = [VISUAL_CONCEPT_NAMES.index(n) for n in biometry_structures(plane)]
                 full = {VISUAL_CONCEPT_NAMES[c]: unletterbox(masks[j, c:c + 1], box)[0] for c in need}
-                if "head" in full:
+                if "head" in full and refine:
                     full["head"] = self._refine_map(np.asarray(im), full["head"])
             out.append(make_prediction(names[j], probs[j], props[j], applicable[j], status[j], bool(standard[j]),
                                        missing[j], full, spacing[j], reasons[j], rel_fields[j], keep_masks,

@@ -49,8 +49,13 @@ def test_page_follows_the_sweep_in_chromium(tmp_path):
             words = driver.find_element("id", "status-words").text
             assert words in ("Standard plane", "Close to standard", "Not a known plane")
             truth = [h for h in hist if h["truth"]]
-            agree = sum(h["shown"] == h["truth"]["status"] for h in truth) / len(truth)
-            assert agree >= 0.7, f"the status shown follows the ground truth on {agree:.0%} of results"
+            # the page smooths the status over the last 3 results, so it may lag the sweep by 2 results:
+            # a shown status is right when it is the truth of this frame or of the 2 before
+            windows = [{t["truth"]["status"] for t in truth[max(0, i - 2):i + 1]} for i in range(len(truth))]
+            agree = sum(h["shown"] in w for h, w in zip(truth, windows, strict=True)) / len(truth)
+            constant = max(sum(c in w for w in windows) for c in ("standard", "close_to_standard", "not_a_known_plane"))
+            assert agree >= 0.75, f"the status shown follows the ground truth on {agree:.0%} of results"
+            assert agree > constant / len(truth), "it follows the sweep better than one status shown throughout"
             driver.save_screenshot(str(tmp_path / "page.png"))
             assert (tmp_path / "page.png").stat().st_size > 10_000
     finally:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from pcbm.concepts import VISUAL_CONCEPT_NAMES
 from pcbm.data import open_dataset
 from pcbm.errors import InputError
 from pcbm.models import Intervention, build_model, load_model, predict, save_model
@@ -241,3 +242,20 @@ def test_openvino_backend_agrees_with_onnxruntime(package, monkeypatch) -> None:
         assert _dice(x.masks > 0.5, y.masks > 0.5) >= 0.99
     bf16 = Engine(pkg, threads=1, backend="openvino-bf16")  # runs; its figures are in bench/RESULTS.md
     assert bf16.predict(images[0], spacing[0]).plane in a[0].plane_probs
+
+
+def test_refine_head_always_never_or_only_on_standard_frames(package) -> None:
+    _, pkg = package
+    engine = Engine(pkg, threads=1)
+    images, spacing = _phantom(8, seed=3)
+    always = engine.predict_batch(images, spacing, keep_masks=True)
+    never = engine.predict_batch(images, spacing, keep_masks=True, refine_head=False)
+    standard = engine.predict_batch(images, spacing, keep_masks=True, refine_head="standard")
+    head = VISUAL_CONCEPT_NAMES.index("head")
+    assert any(not np.array_equal(a.masks[head], n.masks[head]) for a, n in zip(always, never, strict=True)), \
+        "the tiny refiner redraws some head"
+    for a, n, s in zip(always, never, standard, strict=True):
+        assert (a.plane, a.status) == (n.plane, n.status) == (s.plane, s.status)  # the refiner only measures
+        np.testing.assert_array_equal(s.masks[head], (a if s.status == "standard" else n).masks[head])
+    with pytest.raises(InputError, match="refine_head"):
+        engine.predict(images[0], refine_head="sometimes")
