@@ -197,7 +197,8 @@ class Service:
         res = self._run("/v1/intervene", lambda: intervene(self.engine, up.image, pixel_spacing_mm=up.spacing, **kwargs),
                         runs=2)
         d = jsonable(res.to_dict())
-        d.setdefault("changed", res.changed)
+        for side in ("before", "after"):  # the property values too (mm for lengths; null where not applicable)
+            d[side]["properties"] = jsonable(getattr(res, side).properties)
         d["model"] = self.identity
         d["input"] = up.info
         return d

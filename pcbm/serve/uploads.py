@@ -104,6 +104,8 @@ def parse_multipart(body: bytes, content_type: str | None) -> Form:
                 raise ApiError(400, "more than one 'image' part; send one image per request")
             form.image = data
             form.image_type = h.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower() or None
+        elif b"filename" in disp:
+            raise ApiError(400, f"unexpected file field {name[:40]!r}: send the image as the multipart field 'image'")
         elif name:
             if len(data) > MAX_FIELD_BYTES:
                 raise ApiError(400, f"form field {name[:40]!r} is longer than {MAX_FIELD_BYTES} bytes")

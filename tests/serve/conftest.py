@@ -43,3 +43,36 @@ def phantom_png() -> bytes:
     from pcbm.data import open_dataset
 
     return png_bytes(open_dataset("phantom:n=1,seed=3,size=128")[0].image)
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def make_client(engine, **settings):
+    """A TestClient of a new app (entered: lifespan run, warmed up)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from pcbm.serve.app import create_app
+    from pcbm.serve.service import ServeSettings
+
+    settings.setdefault("tokens", (TOKEN,))
+    client = TestClient(create_app(engine, ServeSettings(**settings)))
+    client.__enter__()
+    for _ in range(300):
+        if client.get("/readyz").status_code == 200:
+            break
+        time.sleep(0.02)
+    return client
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    c = make_client(engine, window_size=200)
+    yield c
+    c.__exit__(None, None, None)
+
+
+def upload(data: bytes, ctype: str = "image/png", name: str = "scan.png") -> dict:
+    return {"image": (name, data, ctype)}
