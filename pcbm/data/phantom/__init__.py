@@ -21,7 +21,7 @@ __all__ = ["MIX", "PLANE_GROUPS", "RANDOM", "STYLE_NAMES", "TRAIN_STYLES", "Phan
 
 @register_dataset("phantom")
 def phantom(path: str | None = None, n: int = 1000, seed: int = 0, style: str = "default", size: int = 256,
-            standard_fraction: float = 0.5, planes: str | None = None) -> PhantomDataset:
-    """Dataset factory for the spec ``phantom:n=…,seed=…,style=…,size=…,standard_fraction=…,planes=…``."""
+            standard_fraction: float = 0.5, planes: str | None = None, other: str = "rich") -> PhantomDataset:
+    """Dataset factory for the spec ``phantom:n=…,seed=…,style=…,size=…,standard_fraction=…,planes=…,other=rich|blobs``."""
     return PhantomDataset(n=n, seed=seed, style=str(style), size=size, standard_fraction=standard_fraction,
-                          planes=planes)
+                          planes=planes, other=str(other))

@@ -229,9 +229,9 @@ def draw_cervix(cv: Canvas, p: dict) -> None:
     cv.line(c - u * p["ca"] * 0.85, c + u * p["ca"] * 0.85, 1, Tissue(2.2))
 
 
-def draw_other(cv: Canvas, p: dict) -> None:
-    """No standard structure: tissue blobs, cord loops and limb cross-sections in the fluid."""
-    blobs = p["blobs"]
+def draw_blobs(cv: Canvas, blobs: np.ndarray) -> None:
+    """No standard structure: tissue blobs, cord loops and limb cross-sections in the fluid (rows of
+    x, y, semi-axes, angle and kind in ``blobs``; the phantom's first "other" scenes)."""
     for k in range(len(blobs) // 6):
         x, y, ra, rb, ang, kind = blobs[6 * k : 6 * k + 6]
         if kind < 0.4:  # soft tissue (a limb or part of the trunk, cut off-plane)

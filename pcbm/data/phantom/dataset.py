@@ -14,6 +14,7 @@ import numpy as np
 from pcbm.concepts.ontology import PLANE_NAMES, VISUAL_CONCEPT_NAMES, get_plane
 from pcbm.data.base import SampleDataset
 from pcbm.data.phantom.render import Geometry, draw_screen, geometry, render
+from pcbm.data.phantom.others import OTHER_MODES, screen_image
 from pcbm.data.phantom.scene import breakable, draw_scene, sample_scene
 from pcbm.data.phantom.styles import STYLE_IDS, STYLE_NAMES, TRAIN_STYLES, random_style
 from pcbm.data.sample import Sample
@@ -112,7 +113,10 @@ def render_scene(params: dict, geom: Geometry, rng: np.random.Generator,
         img = render(cv.layers, geom, rng, depth_mm=spacing * geom.depth_px, gain_db=params["gain_db"], noise=noise)
     ga = params["ga"]
     lines = (geom.style.header, f"GA {int(ga)}w{int((ga % 1) * 7)}d  D {spacing * geom.depth_px / 10:.1f}cm  G{50 + params['gain_db']:.0f}")
-    draw_screen(img, geom, spacing, lines)
+    if params.get("kind") == "screen":  # a menu or worksheet on the screen instead of a scan
+        screen_image(img, params)
+    else:
+        draw_screen(img, geom, spacing, lines)
     bool_masks = cv.masks.view(bool)
     masks = {name: bool_masks[i] for i, name in enumerate(VISUAL_CONCEPT_NAMES)}
     return img, masks, _derive(masks, img, spacing, geom.fov)
@@ -120,8 +124,11 @@ def render_scene(params: dict, geom: Geometry, rng: np.random.Generator,
 
 def make_sample(seed: int, index: int, style: str = "default", size: int = 256, standard_fraction: float = 0.5,
                 plane: str | None = None, broken: str | None = None,
-                planes: tuple[str, ...] = PLANE_NAMES) -> Sample:
+                planes: tuple[str, ...] = PLANE_NAMES, other: str = "rich") -> Sample:
     """Render sample ``index`` of the phantom (or a given plane / broken criterion, for tests and figures).
+
+    ``other`` chooses what "other" scenes are (``rich`` or the old ``blobs``); the other planes'
+    scenes are the same either way.
 
     The scene is re-drawn (up to a few times, from the same seeded stream) until the measured
     properties agree with what it intended, so the ground truth is honest; the rare leftover
@@ -142,7 +149,7 @@ def make_sample(seed: int, index: int, style: str = "default", size: int = 256, 
         geom = geometry(name, int(size))
     mismatch: list[str] = []
     for _ in range(_ATTEMPTS):
-        params = sample_scene(plane, broken, geom, rng)
+        params = sample_scene(plane, broken, geom, rng, other)
         img, masks, props = render_scene(params, geom, rng)
         mismatch = [k for k, v in params["intended"].items() if props.get(k) != v]
         if not mismatch:
@@ -150,6 +157,8 @@ def make_sample(seed: int, index: int, style: str = "default", size: int = 256, 
     standard, _ = get_plane(plane).check(props)
     meta = {"style": name, "broken": broken, "gestational_age_weeks": round(params["ga"], 2),
             "intended": params["intended"]}
+    if plane == "other":
+        meta["other_kind"] = params["kind"]
     if mismatch:
         meta["mismatch"] = mismatch
     return Sample(
@@ -171,12 +180,15 @@ class PhantomDataset(SampleDataset):
         standard_fraction: fraction of standard scenes among the known planes.
         planes: only these planes, cycled ("+"-separated names or groups, e.g. "head" or
             "abdomen+femur"); default all.
+        other: what "other" scenes are: ``rich`` (vessels, maternal organs, placenta, limbs, spine,
+            profile, kidney, probe in air, text screens) or ``blobs`` (the tissue blobs of the
+            phantom's first version, to reproduce older figures).
     """
 
     name = "phantom"
 
     def __init__(self, n: int = 1000, seed: int = 0, style: str = "default", size: int = 256,
-                 standard_fraction: float = 0.5, planes: str | tuple[str, ...] | None = None):
+                 standard_fraction: float = 0.5, planes: str | tuple[str, ...] | None = None, other: str = "rich"):
         if style not in (MIX, RANDOM) and style not in STYLE_NAMES:
             raise InputError(f"unknown phantom style {style!r}; choose one of {', '.join((*STYLE_NAMES, MIX, RANDOM))}")
         if int(n) < 1 or int(size) < 32:
@@ -186,6 +198,9 @@ class PhantomDataset(SampleDataset):
         self.n, self.seed, self.style, self.size = int(n), int(seed), style, int(size)
         self.standard_fraction = float(standard_fraction)
         self.planes = parse_planes(planes)
+        if other not in OTHER_MODES:
+            raise InputError(f"unknown phantom option other={other!r}; choose one of {', '.join(OTHER_MODES)}")
+        self.other = other
 
     def __len__(self) -> int:
         return self.n
@@ -194,7 +209,8 @@ class PhantomDataset(SampleDataset):
         if not -self.n <= index < self.n:
             raise IndexError(f"phantom index {index} out of range for n={self.n}")
         index %= self.n
-        return make_sample(self.seed, index, self.style, self.size, self.standard_fraction, planes=self.planes)
+        return make_sample(self.seed, index, self.style, self.size, self.standard_fraction, planes=self.planes,
+                           other=self.other)
 
     def subject_of(self, index: int) -> str:
         return f"phantom-{self.seed}-{index}"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pcbm.concepts.ontology import PLANE_NAMES, get_plane
-from pcbm.data.phantom import anatomy
+from pcbm.data.phantom import anatomy, others
 from pcbm.data.phantom.canvas import Canvas, ellipse_points
 from pcbm.data.phantom.render import Geometry
 from pcbm.errors import InputError
@@ -291,16 +291,10 @@ def _cervix(plane: str, broken: str | None, geom: Geometry, rng: np.random.Gener
     return p
 
 
-def _other(plane: str, broken: str | None, geom: Geometry, rng: np.random.Generator) -> dict:
-    s = geom.size
-    k = int(rng.integers(1, 6))
-    blobs = []
-    for _ in range(k):
-        rb = rng.uniform(0.04, 0.14) * s
-        blobs += [rng.uniform(0.15, 0.85) * s, geom.header_px + rng.uniform(0.25, 0.9) * geom.depth_px,
-                  rb * rng.uniform(1.0, 2.5), rb, rng.uniform(0, 180), rng.random()]
-    return {"blobs": np.array(blobs), "ga": _ga(rng), "spacing_mm": float(rng.uniform(60, 160) / geom.depth_px),
-            "intended": {}}
+def _other(plane: str, broken: str | None, geom: Geometry, rng: np.random.Generator, mode: str = "blobs") -> dict:
+    p = others.sample_other(geom, rng, mode)
+    p.update({"ga": _ga(rng), "spacing_mm": float(rng.uniform(60, 160) / geom.depth_px)})
+    return p
 
 
 _SAMPLERS: dict[str, Callable[[str, str | None, Geometry, np.random.Generator], dict]] = {
@@ -310,12 +304,15 @@ _SAMPLERS: dict[str, Callable[[str, str | None, Geometry, np.random.Generator], 
 _DRAWERS = {
     **{p: anatomy.draw_head for p in HEAD_PLANES},
     "abdomen": anatomy.draw_abdomen, "thorax": anatomy.draw_thorax, "femur": anatomy.draw_femur,
-    "cervix": anatomy.draw_cervix, "other": anatomy.draw_other,
+    "cervix": anatomy.draw_cervix, "other": others.draw_other,
 }
 
 
-def sample_scene(plane: str, broken: str | None, geom: Geometry, rng: np.random.Generator) -> dict:
+def sample_scene(plane: str, broken: str | None, geom: Geometry, rng: np.random.Generator, other: str = "blobs") -> dict:
     """Sample the parameters of one scene of ``plane`` breaking criterion ``broken`` (None: standard).
+
+    ``other``: what an "other" scene is — ``rich`` (vessels, organs, placenta, limbs, spine,
+    profile, kidney, probe in air, text screens: :mod:`pcbm.data.phantom.others`) or ``blobs``.
 
     Raises:
         ValueError: for an unknown plane or a criterion the plane cannot break.
@@ -324,7 +321,9 @@ def sample_scene(plane: str, broken: str | None, geom: Geometry, rng: np.random.
         raise InputError(f"unknown plane {plane!r}; choose one of {', '.join(PLANE_NAMES)}")
     if broken is not None and broken not in breakable(plane):
         raise InputError(f"plane {plane!r} cannot break {broken!r}; choose one of {', '.join(breakable(plane)) or 'none'}")
-    p = _SAMPLERS[plane](plane, broken, geom, rng)
+    if other not in others.OTHER_MODES:
+        raise InputError(f"unknown phantom option other={other!r}; choose one of {', '.join(others.OTHER_MODES)}")
+    p = _other(plane, broken, geom, rng, other) if plane == "other" else _SAMPLERS[plane](plane, broken, geom, rng)
     p.update(_background(geom, rng))
     p["plane"], p["broken"] = plane, broken
     dr = geom.style.dynamic_range_db
@@ -342,7 +341,8 @@ def sample_scene(plane: str, broken: str | None, geom: Geometry, rng: np.random.
 def draw_scene(p: dict, geom: Geometry) -> Canvas:
     """Draw a scene's layers and masks (deterministic: all randomness is in ``p``); masks are cut to the sector."""
     cv = Canvas(geom.size, p["spacing_mm"])
-    anatomy.draw_background(cv, p, geom.apex, geom.r0, maternal=p["plane"] == "cervix")
+    if p.get("kind") not in others.BARE:  # the probe in air, a screen of text: nothing behind them
+        anatomy.draw_background(cv, p, geom.apex, geom.r0, maternal=p["plane"] == "cervix")
     _DRAWERS[p["plane"]](cv, p)
     cv.masks &= geom.fov[None].view(np.uint8)
     return cv
