@@ -13,8 +13,8 @@ import numpy as np
 
 from pcbm.concepts.ontology import PLANE_NAMES, VISUAL_CONCEPT_NAMES, get_plane
 from pcbm.data.base import SampleDataset
-from pcbm.data.phantom.render import Geometry, draw_screen, geometry, render
 from pcbm.data.phantom.others import OTHER_MODES, screen_image
+from pcbm.data.phantom.render import Geometry, draw_screen, geometry, render
 from pcbm.data.phantom.scene import breakable, draw_scene, sample_scene
 from pcbm.data.phantom.styles import STYLE_IDS, STYLE_NAMES, TRAIN_STYLES, random_style
 from pcbm.data.sample import Sample
