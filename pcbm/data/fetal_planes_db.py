@@ -11,6 +11,10 @@ Trans-cerebellum onto the three head planes (any other brain plane onto ``other`
 
 Options (``fetal_planes_db:PATH?machine=Voluson E6&train=1``):
     machine: keep only images of this ``US_Machine`` (case-insensitive), for cross-scanner tests.
+    exclude_machine: keep every image *except* this machine's (``+``-joined for several): with
+        ``machine=`` on the same name it is the cross-scanner split (train on the other scanners,
+        test on this one; ``pcbm bench backbones --data "...?exclude_machine=Voluson E6" --ood
+        "...?machine=Voluson E6"``). A patient scanned on both sides appears on both.
     train: 1 keeps the official training rows (``Train`` = 1), 0 the official test rows.
 
 Example:
@@ -82,7 +86,7 @@ class FetalPlanesDBDataset(EntriesDataset):
     name = "fetal_planes_db"
 
     def __init__(self, root: str | os.PathLike[str], machine: str | None = None, train: int | None = None,
-                 lenient: bool = False):
+                 lenient: bool = False, exclude_machine: str | None = None):
         self.root = Path(root)
         csv_path = self.root / CSV_NAME
         if not self.root.is_dir():
@@ -102,6 +106,13 @@ class FetalPlanesDBDataset(EntriesDataset):
             entries = [e for e in entries if e.machine.lower() == want]
             if not entries and all_entries:
                 raise InputError(f"fetal_planes_db: no images from machine {machine!r}; known: {', '.join(self.machines)}")
+        if exclude_machine is not None:
+            drop = {m.strip().lower() for m in str(exclude_machine).split("+")}
+            unknown = sorted(drop - {m.lower() for m in self.machines})
+            if unknown and all_entries:
+                raise InputError(f"fetal_planes_db: exclude_machine {unknown[0]!r} names no machine; known: "
+                                 f"{', '.join(self.machines)}")
+            entries = [e for e in entries if e.machine.lower() not in drop]
         if train is not None:
             if str(train) not in ("0", "1"):
                 raise InputError(f"fetal_planes_db: option train must be 0 or 1, got {train!r}")
@@ -165,7 +176,7 @@ class FetalPlanesDBDataset(EntriesDataset):
 
 @register_dataset("fetal_planes_db")
 def _open_fpdb(path: str | None, machine: str | None = None, train: int | None = None,
-               lenient: bool = False) -> FetalPlanesDBDataset:
+               lenient: bool = False, exclude_machine: str | None = None) -> FetalPlanesDBDataset:
     if not path:
         raise InputError("data spec 'fetal_planes_db:' needs a path, e.g. fetal_planes_db:FETAL_PLANES_ZENODO")
-    return FetalPlanesDBDataset(path, machine=machine, train=train, lenient=lenient)
+    return FetalPlanesDBDataset(path, machine=machine, train=train, lenient=lenient, exclude_machine=exclude_machine)
