@@ -40,7 +40,7 @@ from pcbm.serve import schemas as S
 from pcbm.serve.auth import TokenChecker
 from pcbm.serve.metrics import endpoint_label
 from pcbm.serve.service import ServeSettings, Service, Upload
-from pcbm.serve.uploads import ApiError, parse_multipart
+from pcbm.serve.uploads import ApiError, parse_multipart, quiet_readers
 
 log = logging.getLogger("pcbm.serve")
 
@@ -119,6 +119,7 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
         >>> client = TestClient(create_app(Engine("pkg/"), ServeSettings(tokens=("x" * 32,))))  # doctest: +SKIP
     """
     settings = settings or ServeSettings()
+    quiet_readers()
     own_state = settings.state_dir is None
     state_dir = tempfile.mkdtemp(prefix="pcbm-serve-") if own_state else str(settings.state_dir)
     service = Service(engine, settings, state_dir)

@@ -19,7 +19,7 @@ A concept with fewer than :data:`MIN_N` applicable values in the window gets no 
 Example:
     >>> import numpy as np
     >>> e = np.array([50, 50]); round(psi(e, np.array([50, 50])), 6), round(psi(e, np.array([90, 10])), 3)
-    (0.0, 0.511)
+    (0.0, 0.879)
 """
 
 from __future__ import annotations

@@ -151,6 +151,17 @@ def sniff(data: bytes, declared: str | None) -> str:
     raise ApiError(415, f"unsupported image type{shown}: send PNG, JPEG or DICOM")
 
 
+def quiet_readers() -> None:
+    """Keep the DICOM reader's warnings out of the logs: pydicom's warnings quote header values
+    (a malformed UID, a name) of the upload. Process-wide; the server calls it once per app."""
+    import logging
+    import warnings
+
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)  # its warnings quote body bytes
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+
+
 def read_upload(data: bytes, max_pixels: int) -> LoadedImage:
     """The uploaded image, read in memory by :func:`~pcbm.data.io.read_input_image` (see the module docstring).
 
