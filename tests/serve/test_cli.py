@@ -139,3 +139,20 @@ def test_two_workers_merge_metrics_and_the_window(package, tmp_path) -> None:
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_a_run_folder_is_served_from_a_temporary_package(package) -> None:
+    import shutil
+
+    from pcbm.runtime import Engine
+    from pcbm.serve.server import resolve_model
+
+    said: list[str] = []
+    pkg, tmp = resolve_model(str(package.parent / "run"), said.append)
+    try:
+        assert tmp is not None and pkg.parent == tmp and (pkg / "reference.json").is_file()
+        assert Engine(pkg).identity["name"] == "tiny" and any("temporary package" in m for m in said)
+    finally:
+        shutil.rmtree(tmp)
+    assert resolve_model(str(package), said.append) == (package, None)  # a package is served as it is
