@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_AREAS = ("concepts", "data", "training", "model", "explain", "live", "serve")
+_AREAS = ("concepts", "data", "training", "model", "explain", "live", "serve", "bench")
 
 
 def _version_callback(value: bool) -> None:

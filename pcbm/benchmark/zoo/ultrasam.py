@@ -20,13 +20,13 @@ RENAMES = (  # (source, timm) substrings, in order
     ("channel_reduction.conv1.", "neck.0."), ("channel_reduction.ln1.", "neck.1."),
     ("channel_reduction.conv2.", "neck.2."), ("channel_reduction.ln2.", "neck.3."),
     ("patch_embed.projection.", "patch_embed.proj."),
-    ("layers.", "blocks."),
-    (".ln1.", ".norm1."),
-    (".ln2.", ".norm2."),
     (".ffn.layers.0.0.", ".mlp.fc1."),
     (".ffn.layers.1.", ".mlp.fc2."),
     (".mlp.lin1.", ".mlp.fc1."),
     (".mlp.lin2.", ".mlp.fc2."),
+    (".ln1.", ".norm1."),
+    (".ln2.", ".norm2."),
+    ("layers.", "blocks."),
 )
 
 register_backbone(BackboneSpec(
