@@ -131,6 +131,11 @@ def wrk(url: str, body: Path, connections: int, seconds: int, delay_ms: float = 
             "latency_ms": {k: round(v / 1000, 1) for k, v in r["latency_us"].items()}}
 
 
+def socket_errors(res: dict) -> int:
+    """wrk's connect/read/write/timeout errors ('status' errors are the non-2xx codes, counted by code)."""
+    return sum(v for k, v in res["socket_errors"].items() if k != "status")
+
+
 def run_phase(server: Server, body: Path, connections: int, seconds: int, delay_ms: float = 0.0) -> dict:
     before = server.metrics()
     res = wrk(server.url, body, connections, seconds, delay_ms)
@@ -201,7 +206,7 @@ def markdown(r: dict) -> str:
     for name, x in phases:
         lat = x["latency_ms"]
         lines.append(f"| {name} | {x['layout']} | {x['connections']}{' paced' if x['delay_ms'] else ''} | "
-                     f"{x['ok_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {x['model_ms_mean']} | {x['codes'].get('503', 0)} | "
+                     f"{x['ok_per_s']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {x['model_ms_mean'] if x['model_ms_mean'] is not None else '—'} | {x['codes'].get('503', 0)} | "
                      f"{x['errors_total']} | {x['energy_j_per_1000']} |")
     lines += ["", f"Goal (>= {GOAL['requests_per_s']} req/s at p99 <= {GOAL['p99_ms']} ms, 0 errors): "
               f"**{'met' if met else 'missed'}** — {s['ok_per_s']} req/s at p99 {s['latency_ms']['p99']} ms, "
@@ -234,7 +239,7 @@ def main() -> None:
                 for c in conns:
                     res = run_phase(server, body, c, args.sweep_seconds)
                     res.update(layout=f"{workers}w x {threads}t", workers=workers, threads=threads)
-                    res["errors_total"] = sum(res["socket_errors"].values()) + sum(
+                    res["errors_total"] = socket_errors(res) + sum(
                         v for k, v in res["codes"].items() if k != "200")
                     sweep.append(res)
                     print(json.dumps(res), flush=True)
@@ -247,7 +252,7 @@ def main() -> None:
             model = httpx.get(server.url + "/v1/model", headers={"Authorization": f"Bearer {TOKEN}"}).json()
             sustained = run_phase(server, body, best["connections"], args.duration)
             sustained.update(layout=best["layout"], energy_method=model["energy"]["description"])
-            sustained["errors_total"] = sum(sustained["socket_errors"].values()) + sum(
+            sustained["errors_total"] = socket_errors(sustained) + sum(
                 v for k, v in sustained["codes"].items() if k != "200")
             print(json.dumps(sustained), flush=True)
             rate = max(sustained["ok_per_s"], 1.0)
@@ -255,7 +260,7 @@ def main() -> None:
             delay = conns / (2 * rate) * 1000
             over = run_phase(server, body, conns, args.overload_seconds, delay)
             over.update(layout=best["layout"], offered_per_s=round(2 * rate, 1))
-            over["errors_total"] = sum(over["socket_errors"].values()) + sum(
+            over["errors_total"] = socket_errors(over) + sum(
                 v for k, v in over["codes"].items() if k not in ("200", "503"))
             print(json.dumps(over), flush=True)
         finally:
