@@ -50,4 +50,10 @@ def inner_split(labels: Sequence[str], subjects: Sequence[str], seed: int = 0) -
     if len(set(subjects)) < 3:
         idx = np.arange(n)
         return idx, idx
-    return grouped_folds([str(i) for i in range(n)], labels, subjects, k=3, seed=seed)[0]
+    try:
+        return grouped_folds([str(i) for i in range(n)], labels, subjects, k=3, seed=seed)[0]
+    except ValueError:  # every class rarer than 3: grouped, not stratified
+        from sklearn.model_selection import GroupKFold
+
+        fit, sel = next(GroupKFold(n_splits=3).split(np.zeros((n, 1)), groups=np.asarray(subjects)))
+        return np.asarray(fit), np.asarray(sel)
