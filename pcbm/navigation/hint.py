@@ -1,0 +1,117 @@
+"""``hint(prediction, target=None) -> Hint``: the next probe move and why, in concept words.
+
+Example:
+    >>> from pcbm.navigation.policy import Policy, Tree
+    >>> from pcbm.navigation.features import FEATURE_NAMES
+    >>> from pcbm.prediction import Prediction
+    >>> i = FEATURE_NAMES.index("cerebellum_visible")
+    >>> t = Tree([i, -1, -1], [0.5, 0, 0], [1, -1, -1], [2, -1, -1], [[.5, .5], [1, 0], [0, 1]], [.5, 0, 0])
+    >>> pol = Policy(FEATURE_NAMES, ("stay", "rotate+"), {"trans_thalamic": t})
+    >>> p = Prediction("f", "trans_cerebellar", {"trans_cerebellar": 0.9}, "close_to_standard", False, [],
+    ...                properties={"cerebellum_visible": 0.97})
+    >>> h = hint(p, "trans_thalamic", policy=pol)
+    >>> h.move, h.reason
+    ('rotate+', 'the cerebellum is in view: rotate the probe, its right end toward the fetal head to reach the trans-thalamic plane.')
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pcbm.errors import look_up
+from pcbm.navigation import wording
+from pcbm.navigation.features import frame_features
+from pcbm.navigation.policy import DEFAULT_POLICY, Policy
+
+#: how many of the path's tests the reason names (the ones that removed the most impurity)
+REASON_TESTS = 2
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A probe move toward a target plane, with its reason in words.
+
+    Attributes:
+        move: one of :data:`pcbm.navigation.policy.MOVES`.
+        target_plane: the plane the move leads to.
+        reason: the sentence shown to the sonographer.
+        arrow: a one-character arrow for the move (the live page's).
+        evidence: the feature tests behind the move, as (feature, threshold, above).
+        confidence: the share of the move among the training frames at the tree's leaf.
+    """
+
+    move: str
+    target_plane: str
+    reason: str
+    arrow: str = ""
+    evidence: tuple[tuple[str, float, bool], ...] = ()
+    confidence: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``navigation`` field of ``pcbm predict``'s JSON."""
+        return {"move": self.move, "target_plane": self.target_plane, "reason": self.reason, "arrow": self.arrow,
+                "confidence": round(self.confidence, 3)}
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> Policy:
+    return Policy.load(path)
+
+
+def default_policy() -> Policy:
+    """The shipped policy (read once)."""
+    return _load(str(DEFAULT_POLICY))
+
+
+def nearest_plane(prediction: Any, policy: Policy) -> str:
+    """The plane the frame is closest to, among those the policy knows: the most probable one."""
+    probs = dict(getattr(prediction, "plane_probs", {}) or {})
+    known = [p for p in policy.planes]
+    return max(known, key=lambda p: (probs.get(p, 0.0), -known.index(p)))
+
+
+def _reason(policy: Policy, plane: str, x: np.ndarray, path: list[int], move: str) -> tuple[str, tuple]:
+    tree = policy.trees[plane]
+    tests, seen = [], set()
+    for node in sorted(path[:-1], key=lambda n: -tree.gain[n]):
+        feat = policy.features[tree.feature[node]]
+        if feat in seen:
+            continue
+        seen.add(feat)
+        thr = float(tree.threshold[node])
+        tests.append((feat, thr, bool(x[tree.feature[node]] > thr)))
+        if len(tests) == REASON_TESTS:
+            break
+    evidence = " and ".join(wording.phrase(*t) for t in tests) or wording.NO_EVIDENCE
+    words = wording.MOVES[move]["text"]
+    template = wording.STAY_TEMPLATE if move == "stay" else wording.TEMPLATE
+    text = template.format(evidence=evidence, move=words, plane=wording.PLANES.get(plane, plane.replace("_", " ")))
+    return text, tuple(tests)
+
+
+def hint(prediction: Any, target: str | None = None, policy: Policy | None = None) -> Hint:
+    """The next probe move toward ``target`` (None: the nearest standard plane the policy knows).
+
+    Args:
+        prediction: a :class:`pcbm.prediction.Prediction` (its properties, plane probabilities and,
+            when kept, its masks; without masks the policy reads the properties alone).
+        target: a plane name, e.g. "trans_thalamic".
+        policy: a :class:`Policy` (default: the shipped one).
+
+    Raises:
+        InputError: for a target plane the policy does not know (naming the known ones).
+    """
+    policy = policy or default_policy()
+    plane = look_up(target, policy.planes, "navigation target plane") if target is not None else nearest_plane(prediction, policy)
+    if getattr(prediction, "standard", False) and getattr(prediction, "plane", None) == plane:
+        text = wording.STAY_TEMPLATE.format(evidence=f"every criterion of {wording.PLANES.get(plane, plane)} is met",
+                                            move=wording.MOVES["stay"]["text"], plane=wording.PLANES.get(plane, plane))
+        return Hint("stay", plane, text, wording.MOVES["stay"]["arrow"], (), 1.0)
+    x = frame_features(prediction.properties or {}, getattr(prediction, "masks", None))
+    move, shares, path = policy.decide(plane, x)
+    text, tests = _reason(policy, plane, x, path, move)
+    return Hint(move, plane, text, wording.MOVES[move]["arrow"], tests, float(shares.max()))

@@ -1,0 +1,72 @@
+"""The closed loop: a simulated sonographer follows hints (or moves at random) until the frame is standard.
+
+``observe(frame)`` says whether the frame is standard for the target and gives what the hint reads
+(a :class:`~pcbm.prediction.Prediction`); ``choose(observation, rng)`` picks the next move. The hand
+errs (:func:`pcbm.navigation.moves.apply_move` with ``noise``). Success: the frame is judged standard
+for the target within ``max_moves`` moves (the starting frame counts as move 0).
+
+Example:
+    >>> import numpy as np
+    >>> from pcbm.data.phantom.pose import PoseScene
+    >>> scene = PoseScene.sample(np.random.default_rng(0), size=64)
+    >>> start = scene.standard_pose("abdomen")
+    >>> run_episode(scene, "abdomen", start, oracle_observer("abdomen"), lambda o, r: "stay",
+    ...             np.random.default_rng(0)).success
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pcbm.data.phantom.pose import Pose, PoseFrame, PoseScene
+from pcbm.navigation.moves import apply_move
+from pcbm.navigation.policy import MOVES
+from pcbm.prediction import Prediction
+
+Observer = Callable[[PoseFrame], tuple[bool, Any]]
+Chooser = Callable[[Any, np.random.Generator], str]
+
+
+@dataclass(frozen=True)
+class Episode:
+    success: bool
+    moves: int  # moves made until standard (max_moves when it failed)
+    final_offset: np.ndarray  # (4,) pose offset left at the end
+
+
+def oracle_prediction(frame: PoseFrame, target: str) -> Prediction:
+    """A Prediction built from the frame's ground truth (oracle concepts): properties and masks."""
+    std = frame.standard_for(target)
+    masks = np.stack([m for m in frame.masks.values()]).astype(np.float32)
+    return Prediction("oracle", target if std else "other", {}, "standard" if std else "close_to_standard", std, [],
+                      properties=dict(frame.properties), masks=masks)
+
+
+def oracle_observer(target: str) -> Observer:
+    """Judge and read frames by their ground truth."""
+    return lambda frame: (frame.standard_for(target), oracle_prediction(frame, target))
+
+
+def blind_chooser(observation: Any, rng: np.random.Generator) -> str:
+    """Blind search: a random move (never ``stay``)."""
+    return MOVES[1 + int(rng.integers(len(MOVES) - 1))]
+
+
+def run_episode(scene: PoseScene, target: str, start: Pose, observe: Observer, choose: Chooser,
+                rng: np.random.Generator, max_moves: int = 30, noise: float = 0.3) -> Episode:
+    """Follow ``choose`` from ``start`` until ``observe`` says standard or ``max_moves`` moves are made."""
+    pose = start
+    for k in range(max_moves + 1):
+        frame = scene.render(pose, rng)
+        standard, obs = observe(frame)
+        if standard:
+            return Episode(True, k, scene.offset(pose, target))
+        if k == max_moves:
+            break
+        pose = apply_move(pose, choose(obs, rng), rng, noise)
+    return Episode(False, max_moves, scene.offset(pose, target))
