@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import httpx
 import numpy as np
 import pytest
 from conftest import AUTH, TOKEN, make_client, png_bytes
@@ -145,3 +146,54 @@ def test_malformed_bodies_and_headers_never_5xx(fuzz_client) -> None:
         assert c.get(path, headers=AUTH).status_code < 500
     assert c.get("/healthz").status_code == 200
     assert c.post("/v1/predict", content=part, headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={b}"}).status_code == 200
+
+
+def test_raw_http_garbage_on_a_real_server(engine) -> None:
+    """Malformed HTTP on a real uvicorn socket (what TestClient cannot send): bad request lines, huge
+    headers, a body shorter than its Content-Length, a connection dropped mid-upload. The server then
+    still answers a good request."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from pcbm.live.app import free_port
+    from pcbm.serve.app import create_app
+    from pcbm.serve.service import ServeSettings
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, ServeSettings(tokens=(TOKEN,))), host="127.0.0.1",
+                                           port=port, log_level="critical", timeout_keep_alive=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not server.started and time.time() - t0 < 30:
+        time.sleep(0.05)
+    good = _good_png()
+    head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: multipart/form-data; boundary=B\r\n")
+    payload = b"--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a\"\r\n\r\n" + good + b"\r\n--B--\r\n"
+    garbage = [b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET " + b"/a" * 40000 + b" HTTP/1.1\r\n\r\n",
+               b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n" + b"X-A: " + b"b" * 100000 + b"\r\n\r\n",
+               (head + f"Content-Length: {len(payload) + 5000}\r\n\r\n").encode() + payload,  # shorter than declared
+               (head + "Content-Length: 10\r\nContent-Length: 20\r\n\r\n").encode() + payload[:20],
+               (head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n").encode(),
+               (head + f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload[: len(payload) // 3]]  # dropped
+    try:
+        for g in garbage:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                try:
+                    s.sendall(g)
+                    s.shutdown(socket.SHUT_WR)
+                    reply = s.recv(200)
+                except OSError:
+                    continue
+                if reply:
+                    assert not reply.startswith(b"HTTP/1.1 5"), (g[:60], reply)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as c:
+            assert c.get("/healthz").status_code == 200
+            assert c.post("/v1/predict", files={"image": ("a.png", good, "image/png")}).status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(10)
