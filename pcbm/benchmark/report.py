@@ -68,9 +68,11 @@ def summarise(out: Path) -> dict[str, Any]:
             all_t = truth * len(docs)
             all_p = [mapping.get(p, p) for d in docs for p in d["ood"][name]]
             oci = bootstrap_ci(all_t, all_p, o["subjects"] * len(docs), set_classes, cfg["n_boot"], cfg["seed"])
+            opt = scores(all_t, all_p, set_classes)
             for met in METRICS:
                 v = [f[met] for f in fs]
                 row.update({f"ood:{name}:{met}_mean": float(np.mean(v)), f"ood:{name}:{met}_std": float(np.std(v, ddof=1)),
+                            f"ood:{name}:{met}_pooled": opt[met],
                             f"ood:{name}:{met}_ci_lo": oci[met][0], f"ood:{name}:{met}_ci_hi": oci[met][1]})
         cost_path = out / "costs" / f"{b}.json"
         if cost_path.is_file():
@@ -128,7 +130,9 @@ def write_report(out: Path, say: Callable[[str], None] = print) -> dict[str, Any
 
 
 def _f(r: dict, key: str) -> str:
-    return f"{r[key + '_mean']:.3f} ± {r[key + '_std']:.3f} [{r[key + '_ci_lo']:.3f}, {r[key + '_ci_hi']:.3f}]"
+    pooled = r.get(key + "_pooled")
+    return (f"{r[key + '_mean']:.3f} ± {r[key + '_std']:.3f}" + (f"; {pooled:.3f}" if pooled is not None else "")
+            + f" [{r[key + '_ci_lo']:.3f}, {r[key + '_ci_hi']:.3f}]")
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -137,9 +141,11 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [f"# Backbone study: `{cfg['data']}`", "",
              f"{cfg['folds']} patient-level stratified folds (seed {cfg['seed']}); protocols {', '.join(cfg['protocols'])}; "
              f"{cfg['max_steps']} steps per fold for training protocols; input "
-             f"{cfg['image_size'] or 'each backbone at its authors size'} px. Cells: mean ± std over folds "
-             f"[95 % CI, bootstrap over subjects, {cfg['n_boot']} resamples]. Energy is an **estimate** "
-             f"(CPU s/image × {cfg['watts_per_core']} W per core).", "",
+             f"{cfg['image_size'] or 'each backbone at its authors size'} px. In-domain cells: mean ± std over "
+             f"folds; the pooled out-of-fold score [its 95 % CI, bootstrap over subjects, {cfg['n_boot']} "
+             "resamples]. Out-of-domain cells: mean ± std over the folds' models; the score of every fold's "
+             "predictions pooled [its 95 % CI over the set's subjects]. Cost columns: the encoder alone at the input size, batch 16, "
+             f"this machine; energy is an **estimate** (CPU s/image × {cfg['watts_per_core']} W per core).", "",
              "| backbone | method | macro-F1 | balanced acc. | accuracy | params (M) | GFLOPs | img/s | J/img (est.) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -208,14 +214,16 @@ def _plots(out: Path, res: dict[str, Any]) -> None:
     plt.close(fig)
     if not res["ood"]:
         return
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    markers = "osD^v<>"
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    markers, colours = "osD^v<>", plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, name in enumerate(res["ood"]):
+        ax.scatter([], [], marker=markers[k % len(markers)], color="k", label=f"OOD: {name}")
         for r in rows:
-            ax.scatter(r["macro_f1_mean"], r[f"ood:{name}:macro_f1_mean"], marker=markers[k % len(markers)],
-                       label=f"{name}" if r is rows[0] else None)
-            ax.annotate(f"{r['backbone']}/{r['method']}", (r["macro_f1_mean"], r[f"ood:{name}:macro_f1_mean"]),
-                        fontsize=6)
+            x, y = r["macro_f1_mean"], r[f"ood:{name}:macro_f1_mean"]
+            ax.scatter(x, y, marker=markers[k % len(markers)], color=colours[methods.index(r["method"]) % len(colours)])
+            ax.annotate(r["backbone"], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    for j, m in enumerate(methods):
+        ax.scatter([], [], marker="s", color=colours[j % len(colours)], label=m)
     ax.plot([0, 1], [0, 1], "k--", lw=0.6)
     ax.set_xlabel("in-domain macro-F1 (mean over folds)")
     ax.set_ylabel("out-of-domain macro-F1 (mean over folds)")

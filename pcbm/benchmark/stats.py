@@ -17,32 +17,51 @@ METRICS = ("macro_f1", "balanced_accuracy", "accuracy")
 
 
 def scores(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
-    """Macro-F1 and balanced accuracy over ``labels`` (the classes the set has; a prediction outside
-    them is an error), and accuracy."""
-    from sklearn.metrics import f1_score
-
+    """Macro-F1 and balanced accuracy over the classes of ``labels`` present in ``y_true`` (a prediction
+    outside them is an error), and accuracy — as sklearn's ``f1_score(average="macro", labels=…)``,
+    ``balanced_accuracy_score`` and ``accuracy_score`` compute them."""
     t, p = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
     if len(t) == 0:
         return {m: float("nan") for m in METRICS}
-    present = [c for c in labels if np.any(t == c)]
-    recalls = [float(np.mean(p[t == c] == c)) for c in present]
-    return {"macro_f1": float(f1_score(t, p, labels=list(present), average="macro", zero_division=0)),
-            "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
-            "accuracy": float(np.mean(t == p))}
+    classes = [c for c in labels if np.any(t == c)]
+    index = {c: i for i, c in enumerate(classes)}
+    ti = np.array([index.get(c, -1) for c in t])
+    pi = np.array([index.get(c, -1) for c in p])
+    return _scores_idx(ti, pi, len(classes))
+
+
+def _scores_idx(ti: np.ndarray, pi: np.ndarray, k: int) -> dict[str, float]:
+    """:func:`scores` on class indices (-1: a class outside the scored ones)."""
+    right = ti == pi
+    support = np.bincount(ti[ti >= 0], minlength=k).astype(float)
+    tp = np.bincount(ti[right & (ti >= 0)], minlength=k).astype(float)
+    predicted = np.bincount(pi[pi >= 0], minlength=k).astype(float)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+    present = support > 0
+    recall = np.divide(tp, support, out=np.zeros(k), where=present)
+    return {"macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+            "balanced_accuracy": float(recall[present].mean()) if present.any() else float("nan"),
+            "accuracy": float(right.mean())}
 
 
 def bootstrap_ci(y_true: Sequence[str], y_pred: Sequence[str], subjects: Sequence[str], labels: Sequence[str],
                  n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile confidence intervals of :func:`scores`, resampling *subjects* with replacement
-    (each drawn subject brings all its images), so a patient's correlated images count once."""
+    """Percentile confidence intervals of :func:`scores` on the pooled predictions, resampling
+    *subjects* with replacement (each drawn subject brings all its images), so a patient's correlated
+    images count once. Classes are those of ``labels`` present in the whole set."""
     t, p, s = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object), np.asarray(subjects, dtype=object)
+    classes = [c for c in labels if np.any(t == c)]
+    index = {c: i for i, c in enumerate(classes)}
+    ti = np.array([index.get(c, -1) for c in t])
+    pi = np.array([index.get(c, -1) for c in p])
     uniq, inv = np.unique(s, return_inverse=True)
     members = [np.flatnonzero(inv == i) for i in range(len(uniq))]
     rng = np.random.default_rng(seed)
     draws = {m: [] for m in METRICS}
     for _ in range(n_boot):
         idx = np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))])
-        for m, v in scores(t[idx], p[idx], labels).items():
+        for m, v in _scores_idx(ti[idx], pi[idx], len(classes)).items():
             draws[m].append(v)
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     return {m: (float(np.nanpercentile(v, lo)), float(np.nanpercentile(v, hi))) for m, v in draws.items()}

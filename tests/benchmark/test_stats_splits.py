@@ -69,3 +69,14 @@ def test_grouped_folds_never_share_a_subject_and_are_stratified() -> None:
     assert not set(subjects[folds[0][0]][fit]) & set(subjects[folds[0][0]][sel])
     with pytest.raises(InputError, match="needs at least 5 subjects; the data have 2"):
         grouped_folds(["0", "1"], ["a", "b"], ["p", "q"], k=5)
+
+
+def test_scores_agree_with_sklearn() -> None:
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    rng = np.random.default_rng(3)
+    t = rng.choice(["a", "b", "c", "d"], 200)
+    p = np.where(rng.random(200) < 0.6, t, rng.choice(["a", "b", "c"], 200))
+    s = scores(t, p, ["a", "b", "c", "d"])
+    assert s["macro_f1"] == pytest.approx(f1_score(t, p, labels=["a", "b", "c", "d"], average="macro"))
+    assert s["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(t, p))
