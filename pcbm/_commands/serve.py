@@ -1,4 +1,5 @@
-"""``pcbm serve`` (the REST service on a model package) and ``pcbm monitor`` (a drift report)."""
+"""``pcbm serve`` (the REST service on a model package), ``pcbm monitor`` (a drift report) and
+``pcbm models`` (the optional MLflow model registry)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
-        model: str = typer.Option("default", "--model", metavar="PKG|RUN|default",
-                                  help="A model package (pcbm export), or a run folder / 'default' (exported to a "
-                                       "temporary package at start-up: ~2 min for default)."),
+        model: str = typer.Option("default", "--model", metavar="PKG|RUN|default|models:/NAME@ALIAS",
+                                  help="A model package (pcbm export), a run folder / 'default' (exported to a "
+                                       "temporary package at start-up: ~2 min for default), or a registered "
+                                       "version (MLflow, pip install 'pcbm[mlflow]')."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for the network: tokens needed)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
         workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes (metrics merged across them)."),
@@ -60,3 +62,54 @@ def register(app: typer.Typer) -> None:
         doc = load_window(window)
         folder = render_monitor_report(doc, out, overwrite=overwrite)
         typer.echo(str(folder / "drift.html"))
+
+    models = typer.Typer(help="The model registry (MLflow; optional: pip install 'pcbm[mlflow]'). Tracking server: "
+                              "MLFLOW_TRACKING_URI, else SQLite in ~/.cache/pcbm/mlflow.", no_args_is_help=True)
+    app.add_typer(models, name="models")
+
+    @models.command("register")
+    def register_cmd(
+        model: str = typer.Argument(..., metavar="PKG|RUN|default", help="A package, or a run / 'default' (exported first)."),
+        name: str = typer.Option("pcbm", "--name", help="Registered model name."),
+        alias: str = typer.Option(None, "--alias", help="Point this alias (e.g. staging) at the new version."),
+    ) -> None:
+        """Log the package as an MLflow run (config, metrics, files) and register it as a new version."""
+        import shutil
+
+        from pcbm.serve.registry import register
+        from pcbm.serve.server import resolve_model
+
+        if model.startswith("models:/"):
+            from pcbm.errors import InputError
+
+            raise InputError("give a package, a run folder or 'default' to register")
+        package, tmp = resolve_model(model, lambda m: typer.echo(f"[models] {m}", err=True))
+        try:
+            out = register(package, name, alias)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        typer.echo(f"registered {out['name']} version {out['version']}" + (f" as @{alias}" if alias else "") +
+                   f" (run {out['run_id']}, {out['tracking_uri']})")
+
+    @models.command("list")
+    def list_cmd(name: str = typer.Option(None, "--name", help="Only this registered model.")) -> None:
+        """Registered versions, newest first, with their aliases and sha256."""
+        from pcbm.serve.registry import versions
+
+        for v in versions(name):
+            aliases = " ".join(f"@{a}" for a in v["aliases"])
+            typer.echo(f"{v['name']}\t{v['version']}\t{aliases or '-'}\tsha256 {str(v['sha256'])[:12]}\t"
+                       f"pcbm {v['pcbm_version']}\trun {v['run_id']}")
+
+    @models.command("promote")
+    def promote_cmd(
+        name: str = typer.Argument(..., help="Registered model name."),
+        version: int = typer.Argument(..., min=1, help="The version to point the alias at."),
+        alias: str = typer.Option("production", "--alias", help="The alias to move."),
+    ) -> None:
+        """Point an alias (default: production) at a version; serve it with --model models:/NAME@ALIAS."""
+        from pcbm.serve.registry import promote
+
+        promote(name, version, alias)
+        typer.echo(f"{name}@{alias} -> version {version}")

@@ -48,8 +48,14 @@ def resolve_model(ref: str, say: Callable[[str], None]) -> tuple[Path, Path | No
     if Path(ref, "metadata.json").is_file():
         return Path(ref), None
     if ref.startswith("models:/"):
-        raise InputError(f"{ref}: MLflow model URIs are not supported yet; export the model (pcbm export) and serve "
-                         "the package")
+        from pcbm.serve.registry import download
+
+        tmp = Path(tempfile.mkdtemp(prefix="pcbm-serve-model-"))
+        try:
+            return download(ref, tmp, say), tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if ref != "default" and not Path(ref).is_dir():
         raise InputError(f"no model at {ref}: give a package from pcbm export, a run folder or 'default'")
     from pcbm.export.package import export_package
