@@ -35,8 +35,12 @@ class Scale:
 
 
 def is_main_process() -> bool:
-    """Rank 0 (or no distributed run): the process that writes results."""
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    """Global rank 0 (or no distributed run): the one process that writes results. Before the process
+    group exists, Lightning's launchers have set ``LOCAL_RANK`` / ``NODE_RANK`` (torchrun and SLURM ``RANK``)."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    return int(env.get("LOCAL_RANK", "0")) == 0 and int(env.get("NODE_RANK", env.get("SLURM_NODEID", "0"))) == 0
 
 
 class ImageStore:
