@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ MiB = 1 << 20
 class ServeSettings:
     """How one app serves (per worker process)."""
 
-    tokens: tuple[str, ...] = ()  # bearer tokens; empty: no auth (the server allows that only on loopback)
+    tokens: tuple[str, ...] = field(default=(), repr=False)  # bearer tokens (never in a repr); empty: no auth
     max_upload_bytes: int = 32 * MiB  # a request body larger than this: 413
     max_pixels: int = 9_000_000  # an image with more pixels: 400 (a 4K frame is 8.3 MP)
     max_in_flight: int = 4  # model requests running or waiting in this worker; one more: 503 + Retry-After

@@ -156,3 +156,11 @@ def test_token_checker() -> None:
     assert c.check("Bearer " + "b" * 20) and c.check("bearer " + "a" * 20)
     assert not any(c.check(h) for h in (None, "", "Bearer", "Bearer " + "a" * 19, "Basic " + "a" * 20, "a" * 20))
     assert TokenChecker(()).check(None)
+
+
+def test_settings_never_show_the_tokens() -> None:
+    from pcbm.serve.service import ServeSettings
+
+    assert "s3cret" not in repr(ServeSettings(tokens=("s3cret-token-0123456789",)))
+    with pytest.raises(InputError, match="concurrency"):
+        ServeSettings(max_in_flight=1, concurrency=2)
