@@ -72,6 +72,9 @@ def backbones_cmd(
     from pcbm.training.train import _quiet_lightning
 
     _quiet_lightning(False)
+    import logging
+
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # "GPU available: …" per fold
     warnings.filterwarnings("ignore", message=r".*defined a `validation_step` but have no `val_dataloader`.*")
     if threads:
         torch.set_num_threads(threads)

@@ -93,3 +93,27 @@ def test_bench_import_does_not_import_torch() -> None:
 
     code = "import sys, pcbm.benchmark, pcbm.data.african; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_external_set_with_only_plane_groups_is_scored_on_its_groups(tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "afr"
+    rows = ["Filename,Plane,Brain_plane,Patient_num,Center,Train"]
+    rng = np.random.default_rng(0)
+    for i, (plane, centre) in enumerate([("Fetal brain", "Malawi"), ("Fetal femur", "Malawi"),
+                                         ("Fetal abdomen", "Egypt"), ("Fetal thorax", "Egypt")] * 2):
+        (root / centre).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / centre / f"f{i}.png"), rng.integers(0, 255, (40, 48), dtype=np.uint8))
+        rows.append(f"f{i},{plane},Not A Brain,{i % 3},{centre},1")
+    (root / "African_planes_database.csv").write_text("\n".join(rows) + "\n")
+    lines: list[str] = []
+    out = tmp_path / "s"
+    run(_cfg(out, ood=(f"african:{root}",), protocols=("linear",)), say=lines.append)
+    assert any("scored at group level on its 4 class(es) head, femur, abdomen, thorax" in m for m in lines)
+    assert any("trans_thalamic->head" in m and "cervix, other" in m for m in lines)
+    doc = json.loads(fold_path(out, "vit_tiny", "linear", 0).read_text())
+    assert len(doc["ood"]["african-afr"]) == 8
+    md = (out / "results.md").read_text()
+    assert "Scored at group level" in md and "trans_cerebellar→head" in md

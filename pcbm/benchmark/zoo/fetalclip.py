@@ -40,10 +40,6 @@ def read_config(config: str | None, tiny: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-class _Tower:
-    pass
-
-
 @register_family("fetalclip")
 def build_fetalclip(spec: BackboneSpec, checkpoint: str | None, pooling: str, input_size: tuple[int, int],
                     overrides: dict[str, Any], config: str | None = None) -> Any:
