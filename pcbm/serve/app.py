@@ -29,6 +29,7 @@ import threading
 import time
 from typing import Any, Literal
 
+import anyio
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -175,7 +176,9 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
     auth = [Depends(authorized)]
 
     async def admitted(request: Request, work: Any) -> Any:
-        """Parse the upload and run ``work(upload, form)`` in a thread, within the in-flight limit."""
+        """Parse the upload and run ``work(upload, form, wanted)`` in a thread, within the in-flight limit;
+        ``wanted()`` says whether the client is still connected (a queued request whose client left is
+        dropped when its turn comes instead of computed)."""
         if not service.gate.try_enter():
             service.metrics.rejected.labels(endpoint_label(request.url.path)).inc()
             raise ApiError(503, f"busy: {service.gate.max_in_flight} requests in flight; retry shortly",
@@ -185,8 +188,11 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
             body = await _body(request, settings.max_upload_bytes)
             form = parse_multipart(body, request.headers.get("content-type"))
 
+            def wanted() -> bool:  # asked from the worker thread when the request's turn comes
+                return not anyio.from_thread.run(request.is_disconnected)
+
             def job() -> Any:
-                return work(service.read(form), form)
+                return work(service.read(form), form, wanted)
 
             return await run_in_threadpool(job)
         finally:
@@ -197,8 +203,8 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
               openapi_extra=_UPLOAD_DOC, tags=["model"])
     async def predict(request: Request) -> Any:
         """The plane, its ISUOG status, property concepts and measurements of one image."""
-        def work(up: Upload, form: Any) -> Any:
-            return service.record_json(service.predict(up), up)
+        def work(up: Upload, form: Any, wanted: Any) -> Any:
+            return service.record_json(service.predict(up, wanted=wanted), up)
 
         return JSONResponse(await admitted(request, work))
 
@@ -207,15 +213,15 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
                                           "description": "the concept report"}})
     async def report(request: Request, format: Literal["html", "json"] = Query("html")) -> Any:  # noqa: A002
         """The concept report of one image: self-contained HTML (default) or JSON."""
-        out = await admitted(request, lambda up, form: service.report(up, format))
+        out = await admitted(request, lambda up, form, wanted: service.report(up, format, wanted))
         return HTMLResponse(out) if format == "html" else JSONResponse(out)
 
     @app.post("/v1/intervene", response_model=S.InterventionOut, dependencies=auth, responses=_ERRORS,
               openapi_extra=_INTERVENE_DOC, tags=["model"])
     async def intervene(request: Request) -> Any:
         """Set property concepts or erase visual concepts, and see the decision before and after."""
-        def work(up: Upload, form: Any) -> Any:
-            return service.intervene(up, form.fields.get("set", []), form.fields.get("erase", []))
+        def work(up: Upload, form: Any, wanted: Any) -> Any:
+            return service.intervene(up, form.fields.get("set", []), form.fields.get("erase", []), wanted)
 
         return JSONResponse(await admitted(request, work))
 

@@ -70,6 +70,8 @@ class ServeMetrics:
                                   buckets=HTTP_BUCKETS, registry=r)
         self.rejected = Counter("pcbm_overload_rejections", "Requests refused with 503 because too many were in flight",
                                 ["endpoint"], registry=r)
+        self.abandoned = Counter("pcbm_abandoned_requests", "Queued requests whose client left before their turn "
+                                 "(not computed)", ["endpoint"], registry=r)
         self.predictions = Counter("pcbm_predictions", "Predictions by plane and status", ["plane", "status"], registry=r)
         self.inference = Histogram("pcbm_inference_duration_seconds", "Model time per request (decode excluded)",
                                    ["endpoint"], buckets=INFER_BUCKETS, registry=r)

@@ -30,6 +30,7 @@ from pcbm.serve.uploads import ApiError, Form, read_upload, sniff
 from pcbm.serve.window import WindowStore
 
 MiB = 1 << 20
+Wanted = Callable[[], bool] | None  # "is the client still there?", asked when a queued request's turn comes
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,12 @@ class Service:
         return Upload(loaded.image, spacing, source if spacing else None, info)
 
     # ---- the model -----------------------------------------------------------------------------
-    def _run(self, endpoint: str, fn: Callable[[], Any], runs: int = 1) -> Any:
+    def _run(self, endpoint: str, fn: Callable[[], Any], runs: int = 1, wanted: Wanted = None) -> Any:
+        """``fn()`` when this request's turn comes; not at all when its client has gone by then."""
         with self.gate.run:
+            if wanted is not None and not wanted():
+                self.metrics.abandoned.labels(endpoint).inc()
+                raise ApiError(499, "the client closed the connection before its turn; nothing was computed")
             self.meter.begin()
             t0 = time.perf_counter()
             try:
@@ -163,9 +168,9 @@ class Service:
         self.window.add(time.time(), PLANE_NAMES.index(pred.plane), STATUSES.index(pred.status),
                         drift_row(pred, up.image.shape, up.spacing))
 
-    def predict(self, up: Upload, keep_masks: bool = False) -> Any:
+    def predict(self, up: Upload, keep_masks: bool = False, wanted: Wanted = None) -> Any:
         pred = self._run("/v1/report" if keep_masks else "/v1/predict",
-                         lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=keep_masks))
+                         lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=keep_masks), wanted=wanted)
         self._record(pred, up)
         return pred
 
@@ -175,10 +180,10 @@ class Service:
         d["input"] = up.info
         return d
 
-    def report(self, up: Upload, fmt: str) -> Any:
+    def report(self, up: Upload, fmt: str, wanted: Wanted = None) -> Any:
         from pcbm.explain.build import package_card, report_from_prediction
 
-        pred = self.predict(up, keep_masks=True)
+        pred = self.predict(up, keep_masks=True, wanted=wanted)
         rep = report_from_prediction(up.image, pred, package_card(self.engine.metadata), up.spacing,
                                      up.spacing_source, "upload")
         if fmt == "html":
@@ -188,14 +193,14 @@ class Service:
         d["input"] = up.info
         return d
 
-    def intervene(self, up: Upload, sets: list[str], erases: list[str]) -> dict[str, Any]:
+    def intervene(self, up: Upload, sets: list[str], erases: list[str], wanted: Wanted = None) -> dict[str, Any]:
         from pcbm.explain.interventions import intervene, parse_intervention
 
         if not sets and not erases:
             raise InputError("nothing to change: give at least one form field set=NAME=VALUE or erase=NAME")
         kwargs = parse_intervention(sets, erases)
         res = self._run("/v1/intervene", lambda: intervene(self.engine, up.image, pixel_spacing_mm=up.spacing, **kwargs),
-                        runs=2)
+                        runs=2, wanted=wanted)
         d = jsonable(res.to_dict())
         for side in ("before", "after"):  # the property values too (mm for lengths; null where not applicable)
             d[side]["properties"] = jsonable(getattr(res, side).properties)
@@ -225,7 +230,7 @@ class Service:
         meta = self.engine.metadata
         ref = self.reference or {}
         return jsonable({
-            "identity": self.engine.identity, "card": package_card(meta), "metrics": meta.get("metrics"),
+            "identity": self.identity, "card": package_card(meta), "metrics": meta.get("metrics"),
             "ontology": meta.get("ontology"), "thresholds": meta.get("thresholds"), "input": meta.get("input"),
             "reference": {k: ref.get(k) for k in ("data", "n", "plane_mix", "values")} if ref else None,
             "energy": self.energy(), "exported": meta.get("exported"),

@@ -213,3 +213,57 @@ def test_metrics_count_requests_predictions_and_drift(engine) -> None:
         assert json.dumps(window).count("upload") == 0  # no image names, only values
     finally:
         c.__exit__(None, None, None)
+
+
+def test_a_queued_request_whose_client_left_is_not_computed(engine, phantom_png) -> None:
+    """On a real socket: the model is busy, a request queues, its client disconnects; when its turn
+    comes it is dropped (counted as abandoned), not computed."""
+    import socket
+    import time
+
+    import httpx
+    import uvicorn
+
+    from pcbm.live.app import free_port
+    from pcbm.serve.app import create_app
+    from pcbm.serve.service import ServeSettings
+
+    app = create_app(engine, ServeSettings(tokens=(TOKEN,), max_in_flight=4))
+    service = app.state.service
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not (server.started and service.ready.is_set()) and time.time() - t0 < 60:
+        time.sleep(0.05)
+    payload = (b"--B\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+               b"Content-Type: image/png\r\n\r\n" + phantom_png + b"\r\n--B--\r\n")
+    head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    try:
+        runs = service.metrics.inferences._value.get()
+        service.gate.run.acquire()  # the model is busy
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(head + payload)
+            for _ in range(500):
+                if service.gate.in_flight == 1:
+                    break
+                time.sleep(0.01)
+            assert service.gate.in_flight == 1  # queued
+        time.sleep(0.3)  # the client is gone
+        service.gate.run.release()
+        for _ in range(500):
+            if service.gate.in_flight == 0:
+                break
+            time.sleep(0.01)
+        assert service.gate.in_flight == 0
+        assert service.metrics.inferences._value.get() == runs  # nothing computed for it
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH) as c:
+            text = c.get("/metrics").text
+            assert 'pcbm_abandoned_requests_total{endpoint="/v1/predict"} 1.0' in text
+            assert c.post("/v1/predict", files=upload(phantom_png)).status_code == 200
+        assert service.metrics.inferences._value.get() == runs + 1
+    finally:
+        server.should_exit = True
+        thread.join(10)
