@@ -103,6 +103,17 @@ class Server:
                     out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
         return out
 
+    def drain(self, timeout: float = 60.0) -> None:
+        """Wait until no model request is in flight (a previous phase's queued requests finish or, their
+        client gone, are dropped), so a phase starts on an idle server."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            text = httpx.get(self.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).text
+            line = next((ln for ln in text.splitlines() if ln.startswith("pcbm_in_flight_requests ")), "x 0")
+            if float(line.rsplit(" ", 1)[1]) <= 0:
+                return
+            time.sleep(0.2)
+
     def alive(self) -> bool:
         return self.proc.poll() is None and httpx.get(self.url + "/healthz", timeout=5).status_code == 200
 
@@ -137,6 +148,7 @@ def socket_errors(res: dict) -> int:
 
 
 def run_phase(server: Server, body: Path, connections: int, seconds: int, delay_ms: float = 0.0) -> dict:
+    server.drain()
     before = server.metrics()
     res = wrk(server.url, body, connections, seconds, delay_ms)
     after = server.metrics()

@@ -114,6 +114,7 @@ def test_overload_is_503_with_retry_after_and_the_server_keeps_answering(engine,
         assert gate.try_enter()  # one request in flight: the next is refused at once
         r = c.post("/v1/predict", files=upload(phantom_png), headers=AUTH)
         assert r.status_code == 503 and r.headers["retry-after"] == "2" and "busy" in r.json()["error"]
+        assert r.headers["connection"] == "close"  # the body was not read: the connection ends
         gate.leave()
         assert c.post("/v1/predict", files=upload(phantom_png), headers=AUTH).status_code == 200
         assert 'pcbm_overload_rejections_total{endpoint="/v1/predict"} 1.0' in c.get("/metrics", headers=AUTH).text
