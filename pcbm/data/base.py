@@ -286,5 +286,5 @@ def _load_builtin() -> None:
     import importlib
 
     for mod in ("pcbm.data.hc18", "pcbm.data.alzubaidi", "pcbm.data.fetal_planes_db", "pcbm.data.folder", "pcbm.data.phantom",
-                "pcbm.data.dicom", "pcbm.data.african"):
+                "pcbm.data.dicom", "pcbm.data.african", "pcbm.data.sononet_frames"):
         importlib.import_module(mod)
