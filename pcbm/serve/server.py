@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -130,15 +131,32 @@ def _light_spawn_main() -> Iterator[None]:
         main.__spec__ = saved
 
 
+@contextlib.contextmanager
+def _clean_exit_on_sigterm() -> Iterator[None]:
+    """uvicorn shuts down on SIGTERM and then raises the signal again with the handler it found: the
+    default one would kill the process before the ``finally`` that removes the temporary folders and
+    saves the window. With this handler the re-raised SIGTERM ends ``serve`` as a normal exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def serve(model: str, opts: ServerOptions, say: Callable[[str], None] = print) -> None:
     """Serve ``model`` until interrupted (see the module docstring).
 
     Raises:
         InputError: bad tokens, an unsafe exposure, a model that cannot be found or loaded.
     """
-    import uvicorn
 
-    from pcbm.runtime import Engine, usable_cpus
     from pcbm.serve.auth import check_exposure, load_tokens, token_file_warning
 
     if opts.workers < 1:
@@ -153,6 +171,15 @@ def serve(model: str, opts: ServerOptions, say: Callable[[str], None] = print) -
 
         check_output_file(opts.window_out, "--window-out", overwrite=True)
     _settings(opts, tempfile.gettempdir())  # every setting checked before the (slow) model
+    with _clean_exit_on_sigterm():
+        _serve(model, opts, tokens, say)
+
+
+def _serve(model: str, opts: ServerOptions, tokens: tuple[str, ...], say: Callable[[str], None]) -> None:
+    import uvicorn
+
+    from pcbm.runtime import Engine, usable_cpus
+
     package, tmp_model = resolve_model(model, say)
     state = Path(tempfile.mkdtemp(prefix="pcbm-serve-"))
     stop = threading.Event()

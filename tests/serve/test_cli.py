@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from conftest import AUTH, TOKEN, make_client, png_bytes, upload
 
@@ -156,3 +157,36 @@ def test_a_run_folder_is_served_from_a_temporary_package(package) -> None:
     finally:
         shutil.rmtree(tmp)
     assert resolve_model(str(package), said.append) == (package, None)  # a package is served as it is
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_window_and_removes_the_temporary_folders(package, tmp_path) -> None:
+    """One worker, stopped with SIGTERM (as a service manager does): exit 0, the window saved once
+    more, no pcbm-serve-* folder left in TMPDIR."""
+    from pcbm.live.app import free_port
+
+    port, scratch = free_port(), tmp_path / "tmp"
+    scratch.mkdir()
+    window = tmp_path / "w.json"
+    env = {**os.environ, "PCBM_API_TOKENS": TOKEN, "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "pcbm"), "serve", "--model", str(package), "--port", str(port),
+                             "--window-out", str(window), "--dump-every", "3600", "--no-access-log"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 120:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/predict", headers=AUTH,
+                       files=upload(png_bytes(np.zeros((64, 64), np.uint8))))
+        assert r.status_code == 200
+        assert list(scratch.glob("pcbm-serve-*"))  # the state folder while serving
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out[-2000:]
+    assert json.loads(window.read_text())["n"] == 1  # saved at exit
+    assert not list(scratch.glob("pcbm-serve-*")), out[-2000:]
