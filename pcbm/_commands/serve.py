@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("default", "--model", metavar="PKG|RUN|default|models:/NAME@ALIAS",
                                   help="A model package (pcbm export), a run folder / 'default' (exported to a "
                                        "temporary package at start-up: ~2 min for default), or a registered "
-                                       "version (MLflow, pip install 'pcbm[mlflow]')."),
+                                       "version (MLflow, pip install 'pcbm\\[mlflow]')."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for the network: tokens needed)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
         workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes (metrics merged across them)."),
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         folder = render_monitor_report(doc, out, overwrite=overwrite)
         typer.echo(str(folder / "drift.html"))
 
-    models = typer.Typer(help="The model registry (MLflow; optional: pip install 'pcbm[mlflow]'). Tracking server: "
+    models = typer.Typer(help="The model registry (MLflow; optional: pip install 'pcbm\\[mlflow]'). Tracking server: "
                               "MLFLOW_TRACKING_URI, else SQLite in ~/.cache/pcbm/mlflow.", no_args_is_help=True)
     app.add_typer(models, name="models")
 
