@@ -48,6 +48,8 @@ class Prediction:
         extra: anything a model family adds (a reference classifier's own classes).
         measured: the measurements themselves (:class:`~pcbm.concepts.measure.Measurement`, full
             precision) and ``measurement_notes`` why one was not taken; what a concept report shows.
+        navigation: the next probe move toward a standard plane (``move``, ``target_plane``,
+            ``reason``; :func:`pcbm.navigation.hint`), only when asked for; None otherwise.
     """
 
     image: str
@@ -66,6 +68,7 @@ class Prediction:
     extra: dict[str, Any] = field(default_factory=dict)
     measured: list[Any] = field(default_factory=list, repr=False)
     measurement_notes: list[str] = field(default_factory=list, repr=False)
+    navigation: dict[str, Any] | None = None
 
     def to_dict(self, masks: bool = False) -> dict[str, Any]:
         """The JSON record (``pcbm predict``'s line); ``masks`` adds each structure found as a share of
@@ -79,6 +82,8 @@ class Prediction:
         if self.model is not None:
             d["model"] = dict(self.model)
         d.update(self.extra)
+        if self.navigation is not None:
+            d["navigation"] = dict(self.navigation)
         if masks and self.masks is not None:
             d["structures"] = {n: round(float((self.masks[i] > 0.5).mean()), 5)
                                for i, n in enumerate(VISUAL_CONCEPT_NAMES) if (self.masks[i] > 0.5).any()}

@@ -66,6 +66,10 @@ def register(app: typer.Typer) -> None:
                                             help="mm per pixel for every image (else from the DICOM header or the "
                                                  "image's dataset CSV when known; px without)."),
         threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+        navigate: bool = typer.Option(False, "--navigate", help="Add a 'navigation' field: the next probe move "
+                                                                "toward a standard plane and why (pcbm.navigation)."),
+        target: str = typer.Option(None, "--target", help="With --navigate: the plane to steer toward "
+                                                           "(default: the nearest standard plane)."),
     ) -> None:
         """Print one JSON object per image: plane, status, properties, measurements, missing criteria.
 
@@ -80,6 +84,14 @@ def register(app: typer.Typer) -> None:
 
         if pixel_spacing is not None:
             pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
+        if target is not None and not navigate:
+            raise InputError("--target needs --navigate")
+        if navigate:
+            from pcbm.errors import look_up
+            from pcbm.navigation import default_policy
+
+            if target is not None:
+                look_up(target, default_policy().planes, "--target plane")
         torch.set_num_threads(threads)
         inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
         model = load_predictor(run, threads)
@@ -87,7 +99,7 @@ def register(app: typer.Typer) -> None:
         for item in inputs:
             name = item.name if isinstance(item, DatasetItem) else str(item)
             try:
-                res = _predict_one(model, item, name, pixel_spacing)
+                res = _predict_one(model, item, name, pixel_spacing, (target,) if navigate else None)
             except InputError as e:
                 failed += 1
                 typer.secho(f"error: {name}: {e}", fg=typer.colors.RED, err=True)
@@ -171,9 +183,11 @@ def load_predictor(run: str, threads: int) -> Any:
     return load_model(run)[0]
 
 
-def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -> dict[str, Any]:
+def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None,
+                 navigate: tuple[str | None] | None = None) -> dict[str, Any]:
     """``pcbm predict``'s record of one input (a file or a DatasetItem): spacing from the flag, else
-    the DICOM header / dataset; the dataset's recorded measurements beside the measured ones."""
+    the DICOM header / dataset; the dataset's recorded measurements beside the measured ones.
+    ``navigate``: (target plane or None,) adds the ``navigation`` hint (:func:`pcbm.navigation.hint`)."""
     from pcbm.data.base import DatasetItem
     from pcbm.data.io import find_recorded, read_input_image
     from pcbm.explain.build import recorded_values
@@ -188,7 +202,17 @@ def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None) -
         image, found, found_source, notes = loaded.image, loaded.pixel_spacing_mm, loaded.spacing_source, loaded.notes
         recorded, recorded_source = ({}, None) if loaded.spacing_source == "DICOM header" else find_recorded(item)
     spacing = flag_spacing if flag_spacing is not None else found
-    if hasattr(model, "predict_batch"):  # a model package on the torch-free runtime
+    if navigate is not None:  # the hint reads the masks too: keep them for it
+        from pcbm.models import predict as predict_records
+        from pcbm.navigation import hint
+
+        if hasattr(model, "predict_batch"):
+            pred = model.predict(image, spacing, name=name, keep_masks=True)
+        else:
+            [pred] = predict_records(model, [image], spacing, names=[name], keep_masks=True)
+        pred.navigation = hint(pred, navigate[0]).to_dict()
+        res = pred.to_dict()
+    elif hasattr(model, "predict_batch"):  # a model package on the torch-free runtime
         res = model.predict(image, spacing, name=name).to_dict()
     else:
         [res] = predict_images(model, [image], spacing, names=[name])

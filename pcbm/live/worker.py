@@ -182,10 +182,25 @@ def outlines(masks: np.ndarray | None, max_points: int = 80) -> dict[str, list[l
     return out
 
 
+def _navigation(pred: Any) -> dict[str, Any] | None:
+    """The probe-move hint toward the nearest standard plane (pcbm.navigation); None if it cannot be made."""
+    if getattr(pred, "navigation", None) is not None:
+        return dict(pred.navigation)
+    try:
+        from pcbm.navigation import hint
+
+        return hint(pred).to_dict()
+    except Exception:  # noqa: BLE001 - a hint is an extra: never let it stop the results
+        return None
+
+
 def result_message(pred: Any, frame: Any, infer_ms: float, skipped: int) -> dict[str, Any]:
     """What the page gets for one processed frame."""
     d = pred.to_dict()
-    return {"type": "result", "seq": frame.seq, "captured_at": frame.captured_at, "done_at": time.time(),
+    nav = _navigation(pred)
+    if nav is not None:
+        d["navigation"] = nav
+    return {"type": "result", "navigation": nav, "seq": frame.seq, "captured_at": frame.captured_at, "done_at": time.time(),
             "infer_ms": round(infer_ms, 2), "skipped": skipped, "frozen": bool(frame.frozen_since),
             "prediction": d, "outlines": outlines(pred.masks), "truth": frame.truth,
             "size": [int(frame.image.shape[1]), int(frame.image.shape[0])], "pixel_spacing_mm": frame.pixel_spacing_mm,

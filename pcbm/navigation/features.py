@@ -9,8 +9,8 @@ Example:
     >>> import numpy as np
     >>> m = np.zeros((15, 64, 64), np.float32); m[0, 20:40, 10:30] = 1  # a head left of centre
     >>> f = frame_features({"head_visible": 1.0}, m)
-    >>> f[FEATURE_NAMES.index("head_visible")], round(float(f[FEATURE_NAMES.index("head_cx")]), 2)
-    (1.0, -0.38)
+    >>> float(f[FRAME_FEATURES.index("head_visible")]), round(float(f[FRAME_FEATURES.index("head_cx")]), 2)
+    (1.0, -0.39)
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ _INNER_STATS = ("dx", "dy")
 #: the femur: its signed angle to the horizontal (deg, positive = right end lower)
 EXTRA: tuple[str, ...] = ("falx_shift", "falx_turn", "femur_angle")
 
-FEATURE_NAMES: tuple[str, ...] = (
+FRAME_FEATURES: tuple[str, ...] = (
     *PROPERTY_FEATURES,
     *(f"{s}_{k}" for s in OUTER for k in _OUTER_STATS),
     *(f"{s}_{k}" for s in INNER for k in _INNER_STATS),
     *EXTRA,
 )
+#: the moves a "last move" feature can name (stay and no history: all zero)
+LAST_MOVES: tuple[str, ...] = ("along+", "along-", "across+", "across-", "tilt+", "tilt-", "rotate+", "rotate-")
+#: the frame's features, their change since the frame before the last move (``d_*``), the last move (``last_*``)
+FEATURE_NAMES: tuple[str, ...] = (*FRAME_FEATURES, *(f"d_{n}" for n in FRAME_FEATURES),
+                                  *(f"last_{m}" for m in LAST_MOVES))
 _IDX = {n: i for i, n in enumerate(VISUAL_CONCEPT_NAMES)}
 
 
@@ -66,10 +71,18 @@ def _turn(a: float, b: float) -> float:
     return (a - b + 90.0) % 180.0 - 90.0
 
 
+def features(current: np.ndarray, previous: np.ndarray | None = None, last_move: str | None = None) -> np.ndarray:
+    """(F,) :data:`FEATURE_NAMES` from this frame's :func:`frame_features` and, when known, those of
+    the frame before the last move and that move (without them the change is 0 and no move is set)."""
+    d = np.zeros_like(current) if previous is None else current - previous
+    last = np.array([float(m == last_move) for m in LAST_MOVES], np.float32)
+    return np.concatenate([current, d, last])
+
+
 def frame_features(properties: Mapping[str, float | None], masks: np.ndarray | None) -> np.ndarray:
-    """(F,) features in :data:`FEATURE_NAMES` order from property values and (V, H, W) mask
+    """(F0,) features in :data:`FRAME_FEATURES` order from property values and (V, H, W) mask
     probabilities (``VISUAL_CONCEPT_NAMES`` order; None: the mask statistics are 0)."""
-    f = np.zeros(len(FEATURE_NAMES), np.float32)
+    f = np.zeros(len(FRAME_FEATURES), np.float32)
     for i, n in enumerate(PROPERTY_FEATURES):
         v = properties.get(n)
         f[i] = 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
@@ -103,5 +116,5 @@ def frame_features(properties: Mapping[str, float | None], masks: np.ndarray | N
     if mom.get("femur") is not None:
         out["femur_angle"] = mom["femur"][2]  # type: ignore[index]
     for k, v in out.items():
-        f[FEATURE_NAMES.index(k)] = v
+        f[FRAME_FEATURES.index(k)] = v
     return f

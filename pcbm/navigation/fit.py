@@ -13,16 +13,18 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pcbm.data.phantom.pose import POSE_PLANES, PoseScene, random_pose
+from pcbm.data.phantom.pose import POSE_PLANES, PoseFrame, PoseScene, random_pose
 from pcbm.data.phantom.styles import TRAIN_STYLES
 from pcbm.errors import InputError
-from pcbm.navigation.features import FEATURE_NAMES, frame_features
-from pcbm.navigation.moves import best_move
-from pcbm.navigation.policy import MOVES, Policy, Tree
+from pcbm.navigation.features import FEATURE_NAMES, LAST_MOVES, features, frame_features
+from pcbm.navigation.moves import STEP, apply_move, best_move
+from pcbm.navigation.policy import MOVES, OFFSET_DIMS, Policy, Tree
+
+STEPS = np.array([STEP[d] for d in ("along", "across", "tilt", "rotation")])
 
 
 @dataclass(frozen=True)
@@ -35,52 +37,120 @@ class FitConfig:
     size: int = 128  # image side (px) of the rendered frames
     styles: tuple[str, ...] = TRAIN_STYLES  # scanner styles, cycled over the fetuses
     near_fraction: float = 0.3  # share of poses drawn close to the standard pose
-    max_depth: int = 7  # tree depth (readability: a path names at most this many tests)
-    min_samples_leaf: int = 15
+    kind: str = "dims"  # "dims": a regression tree of the offset (steps) per pose dimension, the furthest off decides;
+    # "offset": one multi-output regression tree of the offset; "moves": a classifier of the best move
+    max_depth: int = 8  # tree depth (readability: a path names at most this many tests)
+    min_samples_leaf: int = 10
+    rounds: int = 3  # on-policy rounds (DAgger): frames the current policy visits, labelled, added
+    episodes: int = 60  # closed-loop episodes per plane and round
+    noise: float = 0.3  # the simulated hand's error in those episodes
     seed: int = 0
 
     def __post_init__(self) -> None:
         for p in self.planes:
             if p not in POSE_PLANES:
                 raise InputError(f"unknown navigation plane {p!r}; choose from {', '.join(POSE_PLANES)}")
+        if self.kind not in ("dims", "offset", "moves"):
+            raise InputError(f"unknown policy kind {self.kind!r}; choose dims, offset or moves")
         if self.scenes < 1 or self.poses < 1 or self.size < 48 or self.max_depth < 1:
             raise InputError(f"fit needs scenes, poses >= 1, size >= 48 and max_depth >= 1, got {self}")
 
 
-def frame_xy(scene: PoseScene, plane: str, pose_rng: np.random.Generator, render_rng: np.random.Generator,
-             near: bool) -> tuple[np.ndarray, str, np.ndarray]:
-    """One training frame: features (F,), the best move's name and the pose offset (4,)."""
-    pose = random_pose(scene, plane, pose_rng, scale=0.35 if near else 1.25)
-    frame = scene.render(pose, render_rng)
+def truth_features(frame: PoseFrame) -> np.ndarray:
+    """(F0,) a frame's features from its ground-truth masks and properties."""
     masks = np.stack([frame.masks[n] for n in frame.masks]).astype(np.float32)
-    x = frame_features(frame.properties, masks)
-    off = scene.offset(pose, plane)
-    return x, best_move(off, frame.standard_for(plane)), off
+    return frame_features(frame.properties, masks)
+
+
+def labelled(scene: PoseScene, plane: str, frame: PoseFrame, previous: np.ndarray | None = None,
+             last_move: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's features (F,) (with the frame before the last move, when given) and its label (5,):
+    the index of the move that best reduces its pose offset, then the offset itself in steps
+    (:meth:`~pcbm.data.phantom.pose.PoseScene.plane_offset` / :data:`~pcbm.navigation.moves.STEP`)."""
+    x = features(truth_features(frame), previous, last_move)
+    move = best_move(scene, frame.pose, plane, frame.standard_for(plane))
+    return x, np.array([MOVES.index(move), *(scene.plane_offset(frame.pose, plane) / STEPS)])
 
 
 def make_training_set(cfg: FitConfig, plane: str, progress: Callable[[int], None] | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(X (N, F), y (N,) move indices) for one plane."""
+    """(X (N, F), labels (N, 5): move index and offset in steps, see :func:`labelled`) for one plane."""
     rng = np.random.default_rng([cfg.seed, POSE_PLANES.index(plane), 20])
     xs, ys = [], []
     for k in range(cfg.scenes):
         scene = PoseScene.sample(rng, style=cfg.styles[k % len(cfg.styles)], size=cfg.size)
         for _ in range(cfg.poses):
-            x, move, _ = frame_xy(scene, plane, rng, rng, bool(rng.random() < cfg.near_fraction))
+            pose = random_pose(scene, plane, rng, scale=0.35 if rng.random() < cfg.near_fraction else 1.25)
+            prev, last = None, None
+            if rng.random() < 0.7:  # arrived here by a move: the frame before it is known
+                last = LAST_MOVES[int(rng.integers(len(LAST_MOVES)))]
+                back = last[:-1] + ("-" if last.endswith("+") else "+")
+                prev = truth_features(scene.render(apply_move(pose, back, rng, cfg.noise), rng))
+            x, label = labelled(scene, plane, scene.render(pose, rng), prev, last)
             xs.append(x)
-            ys.append(MOVES.index(move))
+            ys.append(label)
         if progress:
             progress(cfg.poses)
-    return np.stack(xs), np.array(ys)
+    return np.stack(xs), np.stack(ys)
 
 
-def tree_from_sklearn(clf: object, n_moves: int) -> Tree:
-    """A :class:`Tree` from a fitted ``sklearn.tree.DecisionTreeClassifier`` (all moves as columns)."""
-    t = clf.tree_  # type: ignore[attr-defined]
-    classes = list(clf.classes_)  # type: ignore[attr-defined]
-    value = np.zeros((t.node_count, n_moves))
-    counts = t.value[:, 0, :]
-    value[:, classes] = counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)
+def on_policy_set(cfg: FitConfig, plane: str, policy: Policy, round_: int) -> tuple[np.ndarray, np.ndarray]:
+    """The frames ``policy`` visits in closed-loop episodes (hand noise included), each labelled with
+    the move it should have made: what the next tree learns from (DAgger)."""
+    from pcbm.navigation.simulate import hint_chooser, oracle_observer, run_episode
+
+    rng = np.random.default_rng([cfg.seed, POSE_PLANES.index(plane), 21, round_])
+    xs, ys = [], []
+    for k in range(cfg.episodes):
+        scene = PoseScene.sample(rng, style=cfg.styles[k % len(cfg.styles)], size=cfg.size)
+
+        def keep(frame: PoseFrame, standard: bool, prev: object, last: str | None, scene: PoseScene = scene) -> None:
+            p = None if prev is None else features_of(prev)
+            x, label = labelled(scene, plane, frame, p, last)
+            xs.append(x)
+            ys.append(label)
+
+        run_episode(scene, plane, random_pose(scene, plane, rng), oracle_observer(plane),
+                    hint_chooser(plane, policy), rng, noise=cfg.noise, on_frame=keep)
+    return np.stack(xs), np.stack(ys)
+
+
+def features_of(prediction: object) -> np.ndarray:
+    """(F0,) frame features of a Prediction (its properties and masks)."""
+    return frame_features(getattr(prediction, "properties", None) or {}, getattr(prediction, "masks", None))
+
+
+def _fit_tree(cfg: FitConfig, x: np.ndarray, y: np.ndarray) -> Tree | dict[str, Tree]:
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    keep = y[:, 0] != MOVES.index("stay")  # a standard frame ends the search: the tree only ever moves
+    if cfg.kind == "dims":  # one regression tree per pose dimension
+        out = {}
+        for i, dim in enumerate(OFFSET_DIMS):
+            reg = DecisionTreeRegressor(max_depth=cfg.max_depth, min_samples_leaf=cfg.min_samples_leaf,
+                                        random_state=cfg.seed).fit(x[keep], y[keep, 1 + i])
+            out[dim] = replace(tree_from_sklearn(reg, len(MOVES)), dim=dim)
+        return out
+    if cfg.kind == "offset":
+        reg = DecisionTreeRegressor(max_depth=cfg.max_depth, min_samples_leaf=cfg.min_samples_leaf,
+                                    random_state=cfg.seed).fit(x[keep], y[keep, 1:])
+        return tree_from_sklearn(reg, len(MOVES))
+    clf = DecisionTreeClassifier(max_depth=cfg.max_depth, min_samples_leaf=cfg.min_samples_leaf,
+                                 class_weight="balanced", random_state=cfg.seed).fit(x[keep], y[keep, 0].astype(int))
+    return tree_from_sklearn(clf, len(MOVES))
+
+
+def tree_from_sklearn(est: object, n_moves: int) -> Tree:
+    """A :class:`Tree` from a fitted ``sklearn.tree.DecisionTreeClassifier`` (value: the share of each
+    move) or multi-output ``DecisionTreeRegressor`` (value: the mean pose offset in steps, kind "offset")."""
+    t = est.tree_  # type: ignore[attr-defined]
+    if hasattr(est, "classes_"):
+        kind, classes = "moves", list(est.classes_)  # type: ignore[attr-defined]
+        value = np.zeros((t.node_count, n_moves))
+        counts = t.value[:, 0, :]
+        value[:, classes] = counts / np.maximum(counts.sum(1, keepdims=True), 1e-12)
+    else:
+        kind, value = "offset", t.value[:, :, 0] if t.value.shape[2] == 1 else t.value[:, 0, :]
     n = t.weighted_n_node_samples
     gain = np.zeros(t.node_count)
     inner = t.children_left >= 0
@@ -89,20 +159,27 @@ def tree_from_sklearn(clf: object, n_moves: int) -> Tree:
     return Tree(feature=[int(f) if c >= 0 else -1 for f, c in zip(t.feature, t.children_left, strict=True)],
                 threshold=[round(float(v), 6) if c >= 0 else 0.0 for v, c in zip(t.threshold, t.children_left, strict=True)],
                 left=[int(v) for v in t.children_left], right=[int(v) for v in t.children_right],
-                value=np.round(value, 4).tolist(), gain=np.round(gain, 6).tolist())
+                value=np.round(value, 4).tolist(), gain=np.round(gain, 6).tolist(), kind=kind)
+
+
+def _keyed(plane: str, fitted: Tree | dict[str, Tree]) -> dict[str, Tree]:
+    if isinstance(fitted, Tree):
+        return {plane: fitted}
+    return {f"{plane}/{dim}": t for dim, t in fitted.items()}
 
 
 def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | None = None) -> Policy:
-    """Render the training frames and fit one tree per plane."""
-    from sklearn.tree import DecisionTreeClassifier
-
+    """Render the training frames and fit one tree per plane, then ``cfg.rounds`` on-policy rounds."""
     trees, counts = {}, {}
     for plane in cfg.planes:
         x, y = make_training_set(cfg, plane, progress)
-        clf = DecisionTreeClassifier(max_depth=cfg.max_depth, min_samples_leaf=cfg.min_samples_leaf,
-                                     class_weight="balanced", random_state=cfg.seed).fit(x, y)
-        trees[plane] = tree_from_sklearn(clf, len(MOVES))
-        counts[plane] = {MOVES[i]: int((y == i).sum()) for i in range(len(MOVES))}
+        mine = _keyed(plane, _fit_tree(cfg, x, y))
+        for r in range(cfg.rounds):
+            xo, yo = on_policy_set(cfg, plane, Policy(FEATURE_NAMES, MOVES, mine), r)
+            x, y = np.concatenate([x, xo]), np.concatenate([y, yo])
+            mine = _keyed(plane, _fit_tree(cfg, x, y))
+        trees.update(mine)
+        counts[plane] = {MOVES[i]: int((y[:, 0] == i).sum()) for i in range(len(MOVES))}
     meta = {"fit": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
             "label_counts": counts, "features_from": "ground-truth masks and properties of the probe-pose phantom"}
     return Policy(FEATURE_NAMES, MOVES, trees, meta)

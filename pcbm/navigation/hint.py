@@ -1,12 +1,13 @@
 """``hint(prediction, target=None) -> Hint``: the next probe move and why, in concept words.
 
 Example:
-    >>> from pcbm.navigation.policy import Policy, Tree
+    >>> from pcbm.navigation.policy import MOVES, Policy, Tree
     >>> from pcbm.navigation.features import FEATURE_NAMES
     >>> from pcbm.prediction import Prediction
-    >>> i = FEATURE_NAMES.index("cerebellum_visible")
-    >>> t = Tree([i, -1, -1], [0.5, 0, 0], [1, -1, -1], [2, -1, -1], [[.5, .5], [1, 0], [0, 1]], [.5, 0, 0])
-    >>> pol = Policy(FEATURE_NAMES, ("stay", "rotate+"), {"trans_thalamic": t})
+    >>> i, share = FEATURE_NAMES.index("cerebellum_visible"), lambda m: [float(k == m) for k in MOVES]
+    >>> t = Tree([i, -1, -1], [0.5, 0, 0], [1, -1, -1], [2, -1, -1], [share("along+"), share("along+"),
+    ...          share("rotate+")], [0.5, 0, 0])
+    >>> pol = Policy(FEATURE_NAMES, MOVES, {"trans_thalamic": t})
     >>> p = Prediction("f", "trans_cerebellar", {"trans_cerebellar": 0.9}, "close_to_standard", False, [],
     ...                properties={"cerebellum_visible": 0.97})
     >>> h = hint(p, "trans_thalamic", policy=pol)
@@ -24,7 +25,7 @@ import numpy as np
 
 from pcbm.errors import look_up
 from pcbm.navigation import wording
-from pcbm.navigation.features import frame_features
+from pcbm.navigation.features import features, frame_features
 from pcbm.navigation.policy import DEFAULT_POLICY, Policy
 
 #: how many of the path's tests the reason names (the ones that removed the most impurity)
@@ -41,7 +42,8 @@ class Hint:
         reason: the sentence shown to the sonographer.
         arrow: a one-character arrow for the move (the live page's).
         evidence: the feature tests behind the move, as (feature, threshold, above).
-        confidence: the share of the move among the training frames at the tree's leaf.
+        confidence: the move's strength at the tree's leaf: its share among the training frames there
+            (a move classifier), or the offset left along its dimension, in steps (an offset tree).
     """
 
     move: str
@@ -74,16 +76,19 @@ def nearest_plane(prediction: Any, policy: Policy) -> str:
     return max(known, key=lambda p: (probs.get(p, 0.0), -known.index(p)))
 
 
-def _reason(policy: Policy, plane: str, x: np.ndarray, path: list[int], move: str) -> tuple[str, tuple]:
-    tree = policy.trees[plane]
+def _reason(policy: Policy, plane: str, key: str, x: np.ndarray, path: list[int], move: str) -> tuple[str, tuple]:
+    """The sentence: the path's tests (in tree ``key``) that raised the support for ``move`` most, in words."""
+    tree = policy.trees[key]
+    lift = [(tree.support(child, move) - tree.support(node, move), node) for node, child in zip(path, path[1:], strict=False)]
     tests, seen = [], set()
-    for node in sorted(path[:-1], key=lambda n: -tree.gain[n]):
+    for up, node in sorted(lift, key=lambda t: -t[0]):
         feat = policy.features[tree.feature[node]]
-        if feat in seen:
+        thr = float(tree.threshold[node])
+        test = (feat, thr, bool(x[tree.feature[node]] > thr))
+        if up <= 0 or feat in seen or not wording.phrase(*test):  # against the move, or nothing worth saying
             continue
         seen.add(feat)
-        thr = float(tree.threshold[node])
-        tests.append((feat, thr, bool(x[tree.feature[node]] > thr)))
+        tests.append(test)
         if len(tests) == REASON_TESTS:
             break
     evidence = " and ".join(wording.phrase(*t) for t in tests) or wording.NO_EVIDENCE
@@ -93,7 +98,12 @@ def _reason(policy: Policy, plane: str, x: np.ndarray, path: list[int], move: st
     return text, tuple(tests)
 
 
-def hint(prediction: Any, target: str | None = None, policy: Policy | None = None) -> Hint:
+def _frame(prediction: Any) -> np.ndarray:
+    return frame_features(getattr(prediction, "properties", None) or {}, getattr(prediction, "masks", None))
+
+
+def hint(prediction: Any, target: str | None = None, policy: Policy | None = None, previous: Any = None,
+         last_move: str | None = None) -> Hint:
     """The next probe move toward ``target`` (None: the nearest standard plane the policy knows).
 
     Args:
@@ -101,6 +111,8 @@ def hint(prediction: Any, target: str | None = None, policy: Policy | None = Non
             when kept, its masks; without masks the policy reads the properties alone).
         target: a plane name, e.g. "trans_thalamic".
         policy: a :class:`Policy` (default: the shipped one).
+        previous: the Prediction of the frame before the last move (optional: what changed helps).
+        last_move: the move made since ``previous`` (e.g. the last hint, followed).
 
     Raises:
         InputError: for a target plane the policy does not know (naming the known ones).
@@ -111,7 +123,7 @@ def hint(prediction: Any, target: str | None = None, policy: Policy | None = Non
         text = wording.STAY_TEMPLATE.format(evidence=f"every criterion of {wording.PLANES.get(plane, plane)} is met",
                                             move=wording.MOVES["stay"]["text"], plane=wording.PLANES.get(plane, plane))
         return Hint("stay", plane, text, wording.MOVES["stay"]["arrow"], (), 1.0)
-    x = frame_features(prediction.properties or {}, getattr(prediction, "masks", None))
-    move, shares, path = policy.decide(plane, x)
-    text, tests = _reason(policy, plane, x, path, move)
-    return Hint(move, plane, text, wording.MOVES[move]["arrow"], tests, float(shares.max()))
+    x = features(_frame(prediction), None if previous is None else _frame(previous), last_move)
+    move, strength, path, key = policy.decide(plane, x)
+    text, tests = _reason(policy, plane, key, x, path, move)
+    return Hint(move, plane, text, wording.MOVES[move]["arrow"], tests, strength)

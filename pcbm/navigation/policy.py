@@ -27,6 +27,8 @@ from pcbm.errors import InputError
 
 #: probe moves: stay, or one step along a pose dimension, each way
 MOVES: tuple[str, ...] = ("stay", "along+", "along-", "across+", "across-", "tilt+", "tilt-", "rotate+", "rotate-")
+#: the moves' dimensions, in the order of an "offset" tree's values
+OFFSET_DIMS: tuple[str, ...] = ("along", "across", "tilt", "rotate")
 #: the policy shipped with pcbm
 DEFAULT_POLICY = Path(__file__).with_name("policy.json")
 FORMAT = 1
@@ -40,8 +42,30 @@ class Tree:
     threshold: list[float]
     left: list[int]
     right: list[int]
-    value: list[list[float]]  # per node: the share of each move among its training frames
+    value: list[list[float]]  # per node: share of each move ("moves"), or mean pose offset in steps ("offset")
     gain: list[float]  # per node: weighted impurity decrease of its test
+    kind: str = "moves"  # "moves": a classifier of the move; "offset": a regression of the offset to the plane
+    dim: str = ""  # an "offset" tree of one dimension only (its values have one column): which
+
+    def move_of(self, node: int) -> tuple[str, float]:
+        """The move a node's value says, and its strength (a share, or the offset in steps)."""
+        v = np.asarray(self.value[node], float)
+        if self.dim:
+            return f"{self.dim}{'+' if v[0] > 0 else '-'}", float(abs(v[0]))
+        if self.kind == "offset":  # the dimension furthest off, each way
+            i = int(np.abs(v).argmax())
+            return f"{OFFSET_DIMS[i]}{'+' if v[i] > 0 else '-'}", float(abs(v[i]))
+        return MOVES[int(v.argmax())], float(v.max())
+
+    def support(self, node: int, move: str) -> float:
+        """How much a node's value speaks for ``move`` (its share, or its signed offset in steps)."""
+        v = np.asarray(self.value[node], float)
+        sign = 1.0 if move.endswith("+") else -1.0
+        if self.dim:
+            return float(v[0] * sign) if move[:-1] == self.dim else 0.0
+        if self.kind == "offset":
+            return float(v[OFFSET_DIMS.index(move[:-1])] * sign)
+        return float(v[MOVES.index(move)])
 
     def path(self, x: np.ndarray) -> list[int]:
         """Node ids from the root to the leaf that ``x`` (F,) reaches."""
@@ -63,17 +87,28 @@ class Policy:
 
     @property
     def planes(self) -> tuple[str, ...]:
-        return tuple(self.trees)
+        """The target planes (a plane's trees are keyed ``plane`` or ``plane/dimension``)."""
+        return tuple(dict.fromkeys(k.split("/")[0] for k in self.trees))
 
-    def decide(self, plane: str, x: np.ndarray | list[float]) -> tuple[str, np.ndarray, list[int]]:
-        """(move, move shares at the leaf, path) for features ``x`` toward ``plane``."""
+    def trees_of(self, plane: str) -> list[str]:
+        """The keys of ``plane``'s trees: one tree, or one per pose dimension."""
         from pcbm.errors import look_up
 
-        tree = look_up(plane, self.trees, "navigation target plane")
+        look_up(plane, self.planes, "navigation target plane")
+        return [k for k in self.trees if k.split("/")[0] == plane]
+
+    def decide(self, plane: str, x: np.ndarray | list[float]) -> tuple[str, float, list[int], str]:
+        """(move, its strength at the leaf, path, the deciding tree's key) for features ``x`` toward
+        ``plane``; with a tree per dimension, the dimension predicted furthest off decides."""
         x = np.asarray(x, np.float64)
-        path = tree.path(x)
-        shares = np.asarray(tree.value[path[-1]], float)
-        return self.moves[int(shares.argmax())], shares, path
+        best: tuple[str, float, list[int], str] | None = None
+        for key in self.trees_of(plane):
+            path = self.trees[key].path(x)
+            move, strength = self.trees[key].move_of(path[-1])
+            if best is None or strength > best[1]:
+                best = (move, strength, path, key)
+        assert best is not None  # trees_of never returns an empty list for a known plane
+        return best
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "features": list(self.features), "moves": list(self.moves),

@@ -68,6 +68,19 @@ EXTRA: dict[str, tuple[str, str, float]] = {
                   "the midline echo turns anticlockwise from the head's axis", 0.0),
     "femur_angle": ("the femur slopes down to the right", "the femur slopes down to the left", 0.0),
 }
+#: changes since the frame before the last move (``d_*`` features): (rose, fell), by statistic
+DELTAS: dict[str, tuple[str, str]] = {
+    "visible": ("{s} came into view", "{s} left the view"),
+    "area": ("{s} grew", "{s} shrank"), "cx": ("{s} moved right", "{s} moved left"),
+    "cy": ("{s} moved deeper", "{s} moved up"), "left": ("{s}'s left end moved right", "{s}'s left end moved left"),
+    "right": ("{s}'s right end moved right", "{s}'s right end moved left"),
+    "bottom": ("{s} reaches deeper", "{s} ends higher"), "ratio": ("{s} became rounder", "{s} became more elongated"),
+    "dx": ("{s} moved right", "{s} moved left"), "dy": ("{s} moved deeper", "{s} moved up"),
+    "falx_shift": ("the midline echo moved toward the far side", "the midline echo moved toward the near side"),
+    "falx_turn": ("the midline echo turned clockwise", "the midline echo turned anticlockwise"),
+    "femur_angle": ("the femur turned clockwise", "the femur turned anticlockwise"),
+}
+AFTER_LAST = "after the last move"
 TEMPLATE = "{evidence}: {move} to reach {plane}."
 STAY_TEMPLATE = "{evidence}: {move}, this is {plane}."
 NO_EVIDENCE = "nothing in view tells more"
@@ -82,8 +95,31 @@ def _stat(feature: str) -> tuple[str, tuple[str, str, float]]:
     return STRUCTURES.get(structure, structure.replace("_", " ")), STATS[kind]
 
 
+def _delta(feature: str, threshold: float, above: bool) -> str:
+    """Words for a change since the last move; "" when the test only says what did not change."""
+    if (above and threshold < 0) or (not above and threshold > 0):
+        return ""
+    if feature.endswith("_visible"):
+        s, kind = STRUCTURES.get(feature[: -len("_visible")], feature), "visible"
+    elif feature in PROPERTIES:
+        yes, no = PROPERTIES[feature]
+        return f"{yes if above else no} {AFTER_LAST}"
+    elif feature in DELTAS:
+        s, kind = "", feature
+    else:
+        structure, _, kind = feature.rpartition("_")
+        s = STRUCTURES.get(structure, structure.replace("_", " "))
+    rose, fell = DELTAS[kind]
+    return f"{(rose if above else fell).format(s=s)} {AFTER_LAST}"
+
+
 def phrase(feature: str, threshold: float, above: bool) -> str:
-    """The words for a frame whose ``feature`` is above (``above``) or at most ``threshold``."""
+    """The words for a frame whose ``feature`` is above (``above``) or at most ``threshold``; "" for a
+    test that says nothing worth saying (a move that was not the last one, a change that did not happen)."""
+    if feature.startswith("last_"):
+        return f"after the last move ({MOVES[feature[5:]]['text']})" if above else ""
+    if feature.startswith("d_"):
+        return _delta(feature[2:], threshold, above)
     if feature.endswith("_visible"):
         s = STRUCTURES.get(feature[: -len("_visible")], feature)
         yes, no = PROPERTIES["visible"]

@@ -14,7 +14,19 @@ import math
 import numpy as np
 
 from pcbm.data.phantom import anatomy
-from pcbm.data.phantom.canvas import BRAIN_T, BRIGHT, FAT, FLUID_T, LIVER, LONG_BONE, SKULL, SOFT, VERTEBRA, Canvas, Tissue
+from pcbm.data.phantom.canvas import (
+    BRAIN_T,
+    BRIGHT,
+    FAT,
+    FLUID_T,
+    LIVER,
+    LONG_BONE,
+    SKULL,
+    SOFT,
+    VERTEBRA,
+    Canvas,
+    Tissue,
+)
 from pcbm.data.phantom.pose.fetus import Fetus
 from pcbm.data.phantom.pose.geometry import Ellipsoid, Frame, Section, plane_line, section_ellipse, section_rod
 from pcbm.data.phantom.render import Geometry

@@ -11,7 +11,7 @@ Example:
     >>> import numpy as np
     >>> e = Ellipsoid(np.array([0.0, 50.0, 0.0]), np.eye(3), np.array([30.0, 20.0, 25.0]))
     >>> s = section_ellipse(e, Pose(along=0.0))  # the transverse plane through the centre
-    >>> [round(float(x), 3) for x in (*s.center, *sorted(s.axes))]
+    >>> [round(float(x), 3) + 0.0 for x in (*s.center, *sorted(s.axes))]
     [0.0, 50.0, 20.0, 30.0]
 """
 

@@ -18,7 +18,7 @@ import numpy as np
 from pcbm.concepts.measure import derive_properties
 from pcbm.concepts.ontology import VISUAL_CONCEPT_NAMES, get_plane
 from pcbm.data.phantom.pose.draw import draw_section
-from pcbm.data.phantom.pose.fetus import CEREBELLUM_LEVEL, HEART_LEVEL, TV_LEVEL, Fetus, sample_fetus
+from pcbm.data.phantom.pose.fetus import HEART_LEVEL, TV_LEVEL, Fetus, sample_fetus
 from pcbm.data.phantom.pose.geometry import POSE_DIMS, Pose, probe_frame
 from pcbm.data.phantom.render import Geometry, draw_screen, geometry, render
 from pcbm.errors import look_up
@@ -83,6 +83,34 @@ class PoseScene:
         d, mid = rod.q - rod.p, (rod.p + rod.q) / 2
         return Pose(mid[2], mid[0], 0.0, math.degrees(math.atan(d[2] / d[0])), depth)
 
+    def target_point(self, plane: str) -> np.ndarray:
+        """(3,) the point of the fetus ``plane``'s standard section is centred on (world mm)."""
+        f, head = self.fetus, self.fetus.head
+        if plane == "trans_thalamic":
+            return head.center
+        if plane == "trans_ventricular":
+            return head.center + head.axes_rows[2] * TV_LEVEL * head.semi[2]
+        if plane == "trans_cerebellar":
+            return (f.ellipsoids["csp"].center + f.ellipsoids["vermis"].center) / 2
+        if plane == "abdomen":
+            return f.ellipsoids["trunk"].center
+        if plane == "thorax":
+            return f.ellipsoids["trunk"].center + np.array([0.0, 0.0, HEART_LEVEL * f.trunk_radius])
+        rod = f.rods["femur"]
+        return (rod.p + rod.q) / 2
+
+    def plane_offset(self, pose: Pose, plane: str) -> np.ndarray:
+        """(4,) how far ``pose``'s section is from ``plane``'s standard one, seen at the plane's centre:
+        the centre's distance from the section (mm, signed), its sideways shift in the image against the
+        standard view (mm), and the tilt and rotation still to turn (degrees). A tilt moves the section
+        at depth, so this (not :meth:`offset`) is what a move should reduce."""
+        look_up(plane, POSE_PLANES, "pose-phantom plane")
+        p, std = self.target_point(plane), self.standard_pose(plane)
+        fr, fs = probe_frame(pose), probe_frame(std)
+        dist = float(fr.normal @ (p - fr.origin))
+        shift = float(fr.to_plane(p)[0] - fs.to_plane(p)[0])
+        return np.array([dist, shift, std.tilt - pose.tilt, std.rotation - pose.rotation])
+
     def offset(self, pose: Pose, plane: str) -> np.ndarray:
         """(4,) the move (along mm, across mm, tilt deg, rotation deg) from ``pose`` to ``plane``'s standard pose."""
         return self.standard_pose(plane).vector() - pose.vector()
@@ -103,7 +131,7 @@ class PoseScene:
 
 
 #: half-widths of the box around a standard pose that random starting poses are drawn from
-START_BOX = {"along": 18.0, "across": 10.0, "tilt": 18.0, "rotation": 25.0}
+START_BOX = {"along": 30.0, "across": 15.0, "tilt": 25.0, "rotation": 35.0}
 
 
 def random_pose(scene: PoseScene, plane: str, rng: np.random.Generator, scale: float = 1.0) -> Pose:

@@ -1,0 +1,73 @@
+"""The navigation field in predict JSON (only when asked), the CLI flags, the live result message."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
+from pcbm.prediction import make_prediction
+
+
+def _prediction(masks: bool = True):
+    probs = np.full(len(PLANE_NAMES), 0.01)
+    probs[PLANE_NAMES.index("femur")] = 0.9
+    m = np.zeros((len(VISUAL_CONCEPT_NAMES), 64, 64), np.float32)
+    m[VISUAL_CONCEPT_NAMES.index("femur"), 30:34, 5:30] = 1.0
+    return make_prediction("x", probs, np.full(len(PROPERTY_CONCEPT_NAMES), 0.2), np.ones(len(PROPERTY_CONCEPT_NAMES), bool),
+                           "close_to_standard", False, ["femur_magnified"], m if masks else None, 0.3, keep_masks=masks)
+
+
+def test_navigation_field_only_when_set() -> None:
+    p = _prediction()
+    before = p.to_dict()
+    assert "navigation" not in before
+    p.navigation = {"move": "along+", "target_plane": "femur", "reason": "r"}
+    after = p.to_dict()
+    assert after["navigation"]["move"] == "along+"
+    assert {k: v for k, v in after.items() if k != "navigation"} == before
+
+
+def test_live_result_message_carries_the_hint() -> None:
+    from pcbm.live.worker import result_message
+
+    frame = SimpleNamespace(seq=3, captured_at=0.0, frozen_since=0.0, truth=None, image=np.zeros((64, 64), np.uint8),
+                            pixel_spacing_mm=0.3)
+    msg = result_message(_prediction(), frame, 5.0, 0)
+    assert msg["navigation"]["target_plane"] == "femur" and msg["navigation"]["reason"]
+    assert msg["prediction"]["navigation"] == msg["navigation"]
+
+
+def test_predict_flags_refuse_bad_use(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+
+    img = tmp_path / "a.png"
+    cv2.imwrite(str(img), np.zeros((64, 64), np.uint8))
+    r = CliRunner().invoke(app, ["predict", "default", str(img), "--target", "femur"])
+    assert r.exit_code != 0 and "--navigate" in str(r.exception or r.output)
+    r = CliRunner().invoke(app, ["predict", "default", str(img), "--navigate", "--target", "femr"])
+    assert r.exit_code != 0 and "femur" in str(r.exception or r.output)
+
+
+@pytest.mark.slow
+def test_predict_navigate_adds_the_field(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.data.phantom.pose import PoseScene
+
+    scene = PoseScene.sample(np.random.default_rng(0), size=128)
+    frame = scene.render(scene.standard_pose("femur").moved("rotation", 15.0), np.random.default_rng(0))
+    img = tmp_path / "f.png"
+    cv2.imwrite(str(img), frame.image)
+    r = CliRunner().invoke(app, ["predict", "default", str(img), "--navigate", "--target", "femur",
+                                 "--pixel-spacing", f"{frame.pixel_spacing_mm:.4f}"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.output.strip().splitlines()[-1])
+    assert rec["navigation"]["target_plane"] == "femur" and rec["navigation"]["move"] and rec["navigation"]["reason"]

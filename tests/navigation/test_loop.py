@@ -1,0 +1,68 @@
+"""Moves, the closed loop, the fit, and the shipped policy on known cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pcbm.data.phantom.pose import PoseScene, probe_frame
+from pcbm.navigation import MOVES, hint
+from pcbm.navigation.fit import FitConfig, fit_policy
+from pcbm.navigation.moves import STEP, apply_move, best_move, distance
+from pcbm.navigation.simulate import blind_chooser, oracle_observer, oracle_prediction, run_episode
+
+
+def test_moves_are_exact_steps_and_a_tilt_pivots_about_the_image_centre() -> None:
+    scene = PoseScene.sample(np.random.default_rng(2), size=64)
+    pose = scene.standard_pose("abdomen")
+    assert apply_move(pose, "along+").along == pytest.approx(pose.along + STEP["along"])
+    assert apply_move(pose, "rotate-").rotation == pytest.approx(pose.rotation - STEP["rotation"])
+    tilted = apply_move(pose, "tilt+")
+    centre = lambda p: probe_frame(p).to_world(np.array([0.0, p.depth / 2]))  # noqa: E731
+    np.testing.assert_allclose(centre(tilted)[[0, 2]], centre(pose)[[0, 2]], atol=1e-9)
+    with pytest.raises(ValueError, match="unknown move"):
+        apply_move(pose, "jump")
+
+
+def test_best_move_reduces_the_offset_back_to_the_plane() -> None:
+    scene = PoseScene.sample(np.random.default_rng(4), size=64)
+    for plane, dim, amount, want in (("femur", "along", 9.0, "along-"), ("abdomen", "rotation", -20.0, "rotate+"),
+                                     ("trans_thalamic", "across", 9.0, "across-")):
+        pose = scene.standard_pose(plane).moved(dim, amount)
+        assert best_move(scene, pose, plane) == want
+        assert distance(scene, apply_move(pose, want), plane) < distance(scene, pose, plane)
+
+
+def test_episode_from_a_standard_pose_succeeds_at_once_and_blind_moves_are_moves() -> None:
+    scene = PoseScene.sample(np.random.default_rng(0), size=64)
+    ep = run_episode(scene, "femur", scene.standard_pose("femur"), oracle_observer("femur"), blind_chooser,
+                     np.random.default_rng(0))
+    assert ep.success and ep.moves == 0
+    rng = np.random.default_rng(1)
+    assert {blind_chooser(None, None, None, rng) for _ in range(200)} == set(MOVES[1:])
+
+
+def test_cerebellum_in_view_gets_a_move_back_toward_the_trans_thalamic_plane() -> None:
+    """From the trans-cerebellar section (the cerebellum in view), the shipped policy steers toward
+    TT: its move reduces the pose offset in most fetuses, and the reason is in concept words."""
+    helpful, reasons = 0, []
+    for seed in range(6):
+        scene = PoseScene.sample(np.random.default_rng(100 + seed), style="heldout", size=96)
+        pose = scene.standard_pose("trans_cerebellar")
+        frame = scene.render(pose, np.random.default_rng(seed))
+        assert frame.properties["cerebellum_visible"] == 1.0
+        h = hint(oracle_prediction(frame, "trans_thalamic"), "trans_thalamic")
+        helpful += distance(scene, apply_move(pose, h.move), "trans_thalamic") < distance(scene, pose, "trans_thalamic")
+        reasons.append(h.reason)
+    assert helpful >= 4, reasons
+    assert all(r.endswith("to reach the trans-thalamic plane.") for r in reasons)
+
+
+def test_a_tiny_fit_gives_a_usable_policy() -> None:
+    pol = fit_policy(FitConfig(planes=("femur",), scenes=2, poses=8, size=64, rounds=1, episodes=1, max_depth=3,
+                               min_samples_leaf=1))
+    assert pol.planes == ("femur",) and pol.meta["label_counts"]["femur"]
+    assert sorted(pol.trees) == ["femur/across", "femur/along", "femur/rotate", "femur/tilt"]
+    x = np.zeros(len(pol.features))
+    move, strength, path, key = pol.decide("femur", x)
+    assert move in MOVES[1:] and strength >= 0 and path[0] == 0 and key.startswith("femur/" + move[:-1])
