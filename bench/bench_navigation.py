@@ -124,6 +124,33 @@ def plot(results: dict, path: Path) -> None:
         fig.savefig(tmp, dpi=110, format="png")
 
 
+def example(policy: Policy, plane: str, path: Path, engine=None, size: int = 256) -> list[str]:
+    """A strip of the frames of one hinted episode (model-judged when a package is given) and its hints."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng([SEED, 99])
+    scene = PoseScene.sample(rng, style="heldout", size=size)
+    observe = model_observer(engine, plane) if engine is not None else oracle_observer(plane)
+    frames: list = []
+    run_episode(scene, plane, random_pose(scene, plane, rng), observe, hint_chooser(plane, policy),
+                np.random.default_rng([SEED, 98]), on_frame=lambda f, std, prev, last: frames.append((f, std, prev, last)))
+    from pcbm.navigation import hint
+
+    shown, lines = frames[:: max(1, len(frames) // 8)][:8] + ([frames[-1]] if len(frames) > 8 else []), []
+    fig, axes = plt.subplots(1, len(shown), figsize=(2.2 * len(shown), 2.6))
+    for ax, (f, std, prev, last) in zip(np.atleast_1d(axes), shown, strict=True):
+        _, obs = observe(f)
+        h = hint(obs, plane, policy=policy, previous=prev, last_move=last)
+        ax.imshow(f.image, cmap="gray")
+        ax.set_title("standard" if std else h.move, fontsize=9)
+        ax.axis("off")
+        lines.append("standard: stop" if std else h.reason)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    return lines
+
+
 def markdown(r: dict) -> str:
     lines = [f"# Navigation benchmark (issue 20) — phantom figures only\n\n{r['date']}, {r['machine']}; `{r['command']}`;"
              f" {r['seconds']:.0f} s.\n\nPolicy: `{r['policy']}`. Closed loop: {r['starts']} starts per plane (style heldout, "
@@ -144,6 +171,8 @@ def markdown(r: dict) -> str:
         cells = [f"{a[k][0]:.2f} ({a[k][1]:.2f}–{a[k][2]:.2f})" if k in a else "–"
                  for k in ("oracle_best", "oracle_helpful", "model_best", "model_helpful")]
         lines.append(f"| {p} | {style} | {a['n']} | " + " | ".join(cells) + " |")
+    lines += ["\n## One hinted episode toward the trans-thalamic plane (`example_episode.png`)\n"]
+    lines += [f"{i + 1}. {h}" for i, h in enumerate(r.get("example", {}).get("hints", []))]
     return "\n".join(lines) + "\n"
 
 
@@ -178,9 +207,10 @@ def main() -> None:
             loop.update({k: v for k, v in closed_loop(policy, p, a.model_starts, a.size, engine).items() if k.startswith("model")})
         res["closed_loop"][p] = loop
         print(p, {k: round(v["success"][0], 2) for k, v in loop.items()}, f"{time.time() - t0:.0f}s", flush=True)
-    res["seconds"] = time.time() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    res["example"] = {"plane": "trans_thalamic", "hints": example(policy, "trans_thalamic", out / "example_episode.png", engine)}
+    res["seconds"] = time.time() - t0
     write_json(out / "results.json", res)
     (out / "results.md").write_text(markdown(res))
     plot(res, out / "closed_loop.png")

@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_AREAS = ("concepts", "data", "training", "model", "explain", "live", "serve", "bench")
+_AREAS = ("concepts", "data", "training", "model", "explain", "live", "serve", "bench", "navigation")
 
 
 def _version_callback(value: bool) -> None:

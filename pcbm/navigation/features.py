@@ -52,6 +52,8 @@ LAST_MOVES: tuple[str, ...] = ("along+", "along-", "across+", "across-", "tilt+"
 FEATURE_NAMES: tuple[str, ...] = (*FRAME_FEATURES, *(f"d_{n}" for n in FRAME_FEATURES),
                                   *(f"last_{m}" for m in LAST_MOVES))
 _IDX = {n: i for i, n in enumerate(VISUAL_CONCEPT_NAMES)}
+#: masks larger than this (px, longer side) are read at a stride, to keep a hint to a few milliseconds
+MASK_SIDE = 256
 
 
 def _moments(m: np.ndarray) -> tuple[float, float, float, float, float] | None:
@@ -71,6 +73,18 @@ def _turn(a: float, b: float) -> float:
     return (a - b + 90.0) % 180.0 - 90.0
 
 
+def present_flag(feature: str) -> str | None:
+    """The ``*_visible`` feature that says whether ``feature``'s structure is in view (None for a
+    property or a last move): a statistic of an absent structure is 0 and means nothing."""
+    base = feature[2:] if feature.startswith("d_") else feature
+    if base in PROPERTY_FEATURES or base.startswith("last_"):
+        return None
+    if base.startswith("falx_"):
+        return "head_visible"
+    structure = base.rpartition("_")[0]
+    return f"{structure}_visible" if f"{structure}_visible" in PROPERTY_FEATURES else None
+
+
 def features(current: np.ndarray, previous: np.ndarray | None = None, last_move: str | None = None) -> np.ndarray:
     """(F,) :data:`FEATURE_NAMES` from this frame's :func:`frame_features` and, when known, those of
     the frame before the last move and that move (without them the change is 0 and no move is set)."""
@@ -88,7 +102,8 @@ def frame_features(properties: Mapping[str, float | None], masks: np.ndarray | N
         f[i] = 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
     if masks is None:
         return f
-    masks = np.asarray(masks) > 0.5  # (V, H, W)
+    step = max(1, -(-max(np.shape(masks)[1:]) // MASK_SIDE))  # large frames: every step-th pixel is enough
+    masks = np.asarray(masks)[:, ::step, ::step] > 0.5  # (V, H / step, W / step)
     h, w = masks.shape[1:]
     out: dict[str, float] = {}
     mom: dict[str, tuple[float, float, float, float, float] | None] = {}

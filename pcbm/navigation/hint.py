@@ -25,7 +25,7 @@ import numpy as np
 
 from pcbm.errors import look_up
 from pcbm.navigation import wording
-from pcbm.navigation.features import features, frame_features
+from pcbm.navigation.features import features, frame_features, present_flag
 from pcbm.navigation.policy import DEFAULT_POLICY, Policy
 
 #: how many of the path's tests the reason names (the ones that removed the most impurity)
@@ -85,7 +85,9 @@ def _reason(policy: Policy, plane: str, key: str, x: np.ndarray, path: list[int]
         feat = policy.features[tree.feature[node]]
         thr = float(tree.threshold[node])
         test = (feat, thr, bool(x[tree.feature[node]] > thr))
-        if up <= 0 or feat in seen or not wording.phrase(*test):  # against the move, or nothing worth saying
+        flag = present_flag(feat)
+        absent = flag is not None and x[policy.features.index(flag)] < 0.5
+        if up <= 0 or feat in seen or absent or not wording.phrase(*test):  # against the move, or nothing to say
             continue
         seen.add(feat)
         tests.append(test)

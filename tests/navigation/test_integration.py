@@ -71,3 +71,19 @@ def test_predict_navigate_adds_the_field(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     rec = json.loads(r.output.strip().splitlines()[-1])
     assert rec["navigation"]["target_plane"] == "femur" and rec["navigation"]["move"] and rec["navigation"]["reason"]
+
+
+def test_navigation_fit_command_writes_a_policy_and_never_replaces_one(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.navigation import Policy
+
+    out = tmp_path / "p.json"
+    args = ["navigation", "fit", "--out", str(out), "--planes", "femur", "--scenes", "1", "--poses", "6",
+            "--rounds", "0", "--size", "64"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert Policy.load(out).planes == ("femur",)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code != 0 and "exists" in str(r.exception or r.output)
