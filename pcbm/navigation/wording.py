@@ -37,6 +37,10 @@ STRUCTURES: dict[str, str] = {
     "umbilical_vein": "the umbilical vein", "kidney": "a kidney", "spine": "the spine", "femur": "the femur",
     "heart": "the heart", "falx": "the midline echo",
 }
+#: structures named in the plural: their verbs agree
+PLURAL: frozenset[str] = frozenset({"the thalami"})
+_AGREE = ((" is ", " are "), (" does not ", " do not "), (" lies ", " lie "), (" looks ", " look "),
+          (" reaches ", " reach "), (" keeps ", " keep "), (" ends ", " end "))
 #: binary property concepts: (phrase when true, phrase when false); {s} is the structure
 PROPERTIES: dict[str, tuple[str, str]] = {
     "visible": ("{s} is in view", "{s} is not in view"),
@@ -113,9 +117,23 @@ def _delta(feature: str, threshold: float, above: bool) -> str:
     return f"{(rose if above else fell).format(s=s)} {AFTER_LAST}"
 
 
+def _agree(text: str) -> str:
+    for subject in PLURAL:
+        if text.startswith(subject + " "):
+            rest = text[len(subject):] + " "
+            for one, many in _AGREE:
+                if rest.startswith(one):
+                    return (subject + many + rest[len(one):]).rstrip()
+    return text
+
+
 def phrase(feature: str, threshold: float, above: bool) -> str:
-    """The words for a frame whose ``feature`` is above (``above``) or at most ``threshold``; "" for a
+    """The words (verbs agreeing with a plural structure) for a frame whose ``feature`` is above (``above``) or at most ``threshold``; "" for a
     test that says nothing worth saying (a move that was not the last one, a change that did not happen)."""
+    return _agree(_phrase(feature, threshold, above))
+
+
+def _phrase(feature: str, threshold: float, above: bool) -> str:
     if feature.startswith("last_"):
         return f"after the last move ({MOVES[feature[5:]]['text']})" if above else ""
     if feature.startswith("d_"):
