@@ -46,9 +46,12 @@ def boot(x: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, fl
     return float(a.mean()), float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
 
 
-def model_observer(engine, target: str):
+def model_observer(engine, target: str, truth: list | None = None):
+    """Judge and read frames by the model; ``truth`` gets, per frame, whether it is truly standard."""
     def observe(frame):
         p = engine.predict(frame.image, frame.pixel_spacing_mm, keep_masks=True, refine_head=False)
+        if truth is not None:
+            truth.append(frame.standard_for(target))
         return bool(p.plane == target and p.status == "standard"), p
     return observe
 
@@ -85,19 +88,24 @@ def closed_loop(policy: Policy, plane: str, starts: int, size: int, engine=None,
         rng = np.random.default_rng([SEED, POSE_PLANES.index(plane), 2, i])
         scene = PoseScene.sample(rng, style="heldout", size=size)
         start = random_pose(scene, plane, rng)
+        truth: list = []
         judges = {"oracle": oracle_observer(plane)}
         if engine is not None:
-            judges["model"] = model_observer(engine, plane)
+            judges["model"] = model_observer(engine, plane, truth)
         for judge, observe in judges.items():
             for arm, choose in (("hints", hint_chooser(plane, policy)), ("blind", blind_chooser)):
+                truth.clear()
                 ep = run_episode(scene, plane, start, observe, choose, np.random.default_rng([SEED, i, 3]),
                                  max_moves=max_moves, noise=0.3)
-                arms.setdefault(f"{judge}_{arm}", []).append((ep.success, ep.moves))
+                # the model's "standard" is a success; is the frame it stopped on truly standard?
+                true_stop = ep.success and (judge == "oracle" or bool(truth and truth[-1]))
+                arms.setdefault(f"{judge}_{arm}", []).append((ep.success, ep.moves, true_stop))
     out = {}
     for k, v in arms.items():
-        succ = [s for s, _ in v]
-        moves = [m for s, m in v if s]
-        out[k] = {"n": len(v), "success": boot(succ), "median_moves": float(np.median(moves)) if moves else None}
+        succ = [s for s, _, _ in v]
+        moves = [m for s, m, _ in v if s]
+        out[k] = {"n": len(v), "success": boot(succ), "median_moves": float(np.median(moves)) if moves else None,
+                  "truly_standard_stop": boot([t for _, _, t in v])}
     return out
 
 
@@ -163,6 +171,13 @@ def markdown(r: dict) -> str:
         cells = [f"{a['success'][0]:.2f} ({a['success'][1]:.2f}–{a['success'][2]:.2f}), {a['median_moves'] or '–'}"
                  for a in arms.values()]
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    if any(k.startswith("model") for arms in r["closed_loop"].values() for k in arms):
+        lines += ["\nModel-judged loops, the share of starts that stopped on a frame that is *truly* standard for"
+                  " the target (the model's false \"standard\" calls count as failures here):\n",
+                  "| plane | model_hints | model_blind |", "|---|---|---|"]
+        for p, arms in r["closed_loop"].items():
+            t = [arms[k]["truly_standard_stop"] for k in ("model_hints", "model_blind") if k in arms]
+            lines.append(f"| {p} | " + " | ".join(f"{x[0]:.2f} ({x[1]:.2f}–{x[2]:.2f})" for x in t) + " |")
     lines += ["\n## Move accuracy (random poses in the starting box; not-yet-standard frames)\n",
               "`best`: the policy's move is the one that most reduces the pose offset; `helpful`: it reduces it.\n",
               "| plane | style | n | oracle best | oracle helpful | model best | model helpful |", "|---|---|---|---|---|---|---|"]

@@ -32,17 +32,17 @@ class FitConfig:
     """How the policy is fitted."""
 
     planes: tuple[str, ...] = POSE_PLANES  # target planes, one tree each
-    scenes: int = 40  # fetuses per plane
+    scenes: int = 100  # fetuses per plane
     poses: int = 30  # poses per fetus
     size: int = 128  # image side (px) of the rendered frames
     styles: tuple[str, ...] = TRAIN_STYLES  # scanner styles, cycled over the fetuses
     near_fraction: float = 0.3  # share of poses drawn close to the standard pose
     kind: str = "dims"  # "dims": a regression tree of the offset (steps) per pose dimension, the furthest off decides;
     # "offset": one multi-output regression tree of the offset; "moves": a classifier of the best move
-    max_depth: int = 8  # tree depth (readability: a path names at most this many tests)
+    max_depth: int = 10  # tree depth (readability: a path names at most this many tests)
     min_samples_leaf: int = 10
     rounds: int = 3  # on-policy rounds (DAgger): frames the current policy visits, labelled, added
-    episodes: int = 60  # closed-loop episodes per plane and round
+    episodes: int = 100  # closed-loop episodes per plane and round
     noise: float = 0.3  # the simulated hand's error in those episodes
     seed: int = 0
 

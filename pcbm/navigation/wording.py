@@ -62,7 +62,7 @@ STATS: dict[str, tuple[str, str, float]] = {
     "left": ("{s} keeps clear of the left edge", "{s} reaches the left edge", -0.6),
     "right": ("{s} reaches the right edge", "{s} keeps clear of the right edge", 0.6),
     "bottom": ("{s} reaches the bottom", "{s} keeps clear of the bottom", 0.85),
-    "ratio": ("{s} is round", "{s} is elongated (an oblique cut)", 0.8),
+    "ratio": ("{s} is round", "{s} is elongated", 0.8),
     "dx": ("{s} lies right of the middle", "{s} lies left of the middle", 0.0),
     "dy": ("{s} lies in the far half", "{s} lies in the near half", 0.0),
 }
