@@ -150,7 +150,7 @@ class Hub:
                     self._save_capture(cap)
         out = {"type": "result", "seq": msg["seq"], "captured_at": msg["captured_at"], "infer_ms": msg["infer_ms"],
                "frozen": msg.get("frozen", False), "view": v, "outlines": msg.get("outlines") or {},
-               "size": msg.get("size"), "truth": msg.get("truth")}
+               "size": msg.get("size"), "truth": msg.get("truth"), "navigation": msg.get("navigation")}
         return out
 
     def _on_report(self, msg: dict[str, Any]) -> dict[str, Any]:
