@@ -226,22 +226,37 @@ def test_backend_is_chosen_by_name_or_environment(package, monkeypatch) -> None:
         Engine(pkg, threads=1)
 
 
-def test_openvino_backend_agrees_with_onnxruntime(package, monkeypatch) -> None:
+_OPENVINO_CHECK = """
+import os, sys
+import numpy as np
+from pcbm.data import open_dataset
+from pcbm.runtime import Engine
+pkg = sys.argv[1]
+os.environ["PCBM_RUNTIME_BACKEND"] = "openvino"
+ov, ref = Engine(pkg, threads=1), Engine(pkg, threads=1, backend="onnxruntime")
+assert ov.backend == "openvino" and ref.backend == "onnxruntime"
+ds = open_dataset("phantom:n=6,seed=21")
+images, spacing = [s.image for s in ds], [s.pixel_spacing_mm for s in ds]
+for x, y in zip(ref.predict_batch(images, spacing, keep_masks=True), ov.predict_batch(images, spacing, keep_masks=True)):
+    assert (x.plane, x.status) == (y.plane, y.status), (x.plane, y.plane)
+    assert max(abs(x.plane_probs[k] - y.plane_probs[k]) for k in x.plane_probs) <= 1e-3
+    a, b = x.masks > 0.5, y.masks > 0.5
+    assert 2 * (a & b).sum() / max(a.sum() + b.sum(), 1) >= 0.99
+bf16 = Engine(pkg, threads=1, backend="openvino-bf16")  # runs; its figures are in bench/RESULTS.md
+assert bf16.predict(images[0], spacing[0]).plane in x.plane_probs
+print("ok")
+"""
+
+
+def test_openvino_backend_agrees_with_onnxruntime(package) -> None:
+    """float32 in both: the same answer, to rounding. In a fresh interpreter: OpenVINO's CPU plugin
+    loaded beside torch's export in one process crashed the test worker."""
     pytest.importorskip("openvino")
     _, pkg = package
-    monkeypatch.setenv("PCBM_RUNTIME_BACKEND", "openvino")
-    ov = Engine(pkg, threads=1)
-    ort_engine = Engine(pkg, threads=1, backend="onnxruntime")
-    assert ov.backend == "openvino" and ort_engine.backend == "onnxruntime"
-    images, spacing = _phantom(6, seed=21)
-    a = ort_engine.predict_batch(images, spacing, keep_masks=True)
-    b = ov.predict_batch(images, spacing, keep_masks=True)
-    for x, y in zip(a, b, strict=True):  # float32 in both: the same answer, to rounding
-        assert (x.plane, x.status) == (y.plane, y.status)
-        assert max(abs(x.plane_probs[k] - y.plane_probs[k]) for k in x.plane_probs) <= 1e-3
-        assert _dice(x.masks > 0.5, y.masks > 0.5) >= 0.99
-    bf16 = Engine(pkg, threads=1, backend="openvino-bf16")  # runs; its figures are in bench/RESULTS.md
-    assert bf16.predict(images[0], spacing[0]).plane in a[0].plane_probs
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-c", _OPENVINO_CHECK, str(pkg)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
 
 
 def test_refine_head_always_never_or_only_on_standard_frames(package) -> None:
