@@ -34,7 +34,7 @@ from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.fetal_planes_db import BRAIN_PLANE_MAP, PLANE_MAP
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
-from pcbm.data.tables import CsvError, Problems, new_file_name, read_csv
+from pcbm.data.tables import CsvError, Problems, header_columns, new_file_name, read_csv
 from pcbm.errors import InputError
 
 CSV_NAME = "African_planes_database.csv"
@@ -109,13 +109,10 @@ class AfricanPlanesDataset(EntriesDataset):
         except CsvError as e:
             log.fatal(e.where, e.detail, spec)
             return []
-        header_line, header = table[0]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            log.fatal(f"{path}, line {header_line}", f"missing column(s) {', '.join(missing)} "
-                      f"(found: {', '.join(header) or 'nothing'})", spec)
+        col = header_columns(table, path, REQUIRED_COLUMNS, log, spec)
+        if col is None:
             return []
-        col = {h: i for i, h in reversed(list(enumerate(header)))}
+        header = table[0][1]
         out: list[AfricanEntry] = []
         seen: dict[str, int] = {}
         for line, values in table[1:]:

@@ -32,7 +32,7 @@ from typing import Any
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
-from pcbm.data.tables import CsvError, Problems, new_file_name, read_csv
+from pcbm.data.tables import CsvError, Problems, header_columns, new_file_name, read_csv
 from pcbm.errors import InputError
 
 CSV_NAME = "FETAL_PLANES_DB_data.csv"
@@ -126,13 +126,10 @@ class FetalPlanesDBDataset(EntriesDataset):
         except CsvError as e:
             log.fatal(e.where, e.detail, spec)
             return []
-        header_line, header = table[0]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            log.fatal(f"{path}, line {header_line}", f"missing column(s) {', '.join(missing)} "
-                      f"(found: {', '.join(header) or 'nothing'}; is it ';'-separated?)", spec)
+        col = header_columns(table, path, REQUIRED_COLUMNS, log, spec, "; is it ';'-separated?")
+        if col is None:
             return []
-        col = {h: i for i, h in reversed(list(enumerate(header)))}  # the first of repeated names
+        header = table[0][1]
         out: list[FPDBEntry] = []
         seen: dict[str, int] = {}
         for line, values in table[1:]:

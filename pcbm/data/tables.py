@@ -141,3 +141,16 @@ def new_file_name(name: str, column: str, seen: dict[str, int], line: int, log: 
         return False
     seen[name] = line
     return True
+
+
+def header_columns(table: list[tuple[int, list[str]]], path: Path, required: tuple[str, ...] | list[str],
+                   log: Problems, at: str, hint: str = "") -> dict[str, int] | None:
+    """Column name -> index of a read table's header (the first of repeated names), or None with a
+    fatal problem logged when a ``required`` column is missing (``hint`` is added to the message)."""
+    header_line, header = table[0]
+    missing = [c for c in required if c not in header]
+    if missing:
+        log.fatal(f"{path}, line {header_line}", f"missing column(s) {', '.join(missing)} "
+                  f"(found: {', '.join(header) or 'nothing'}{hint})", at)
+        return None
+    return {h: i for i, h in reversed(list(enumerate(header)))}
