@@ -152,7 +152,7 @@ def list_dataset_kinds() -> list[str]:
 
 
 SPLITS = ("train", "val", "all")
-PATHLESS_KINDS = ("phantom",)  # kinds whose options follow ':' directly (``phantom:n=20,seed=3``)
+PATHLESS_KINDS = ("phantom", "pose")  # kinds whose options follow ':' directly (``phantom:n=20,seed=3``)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, dict[str, Any]]:
