@@ -54,8 +54,10 @@ class DecisionSummary:
         return s
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the decision and the property values it was made from (not applicable: null)."""
         return {"plane": self.plane, "status": self.status, "confidence": self.confidence,
-                "missing": list(self.missing), "plane_probs": self.plane_probs}
+                "missing": list(self.missing), "plane_probs": self.plane_probs,
+                "properties": {n: (None if math.isnan(v) else round(float(v), 4)) for n, v in self.properties.items()}}
 
 
 def _summary(pred: Any) -> DecisionSummary:

@@ -71,5 +71,8 @@ def test_intervene_default_cerebellum_breaks_tt(standard_tt_png):
     d = json.loads(r.output)
     assert d["before"]["status"] == "standard"
     assert d["after"]["status"] != "standard" and "cerebellum_visible" in d["after"]["missing"]
+    # the JSON carries the property values each decision read: the correction shows as set
+    assert d["after"]["properties"]["cerebellum_visible"] == 1.0
+    assert d["before"]["properties"]["cerebellum_visible"] < 0.5
     r = runner.invoke(app, ["intervene", "default", str(standard_tt_png), "--set", "cerebellum_visible=1"])
     assert "cerebellum_visible = no" in r.output
