@@ -82,7 +82,8 @@ def move_accuracy(policy: Policy, plane: str, style: str, n: int, size: int, eng
     return out
 
 
-def closed_loop(policy: Policy, plane: str, starts: int, size: int, engine=None, max_moves: int = 30) -> dict:
+def closed_loop(policy: Policy, plane: str, starts: int, size: int, engine=None, max_moves: int = 30,
+                confirm: int = 1) -> dict:
     arms: dict[str, list] = {}
     for i in range(starts):
         rng = np.random.default_rng([SEED, POSE_PLANES.index(plane), 2, i])
@@ -96,7 +97,7 @@ def closed_loop(policy: Policy, plane: str, starts: int, size: int, engine=None,
             for arm, choose in (("hints", hint_chooser(plane, policy)), ("blind", blind_chooser)):
                 truth.clear()
                 ep = run_episode(scene, plane, start, observe, choose, np.random.default_rng([SEED, i, 3]),
-                                 max_moves=max_moves, noise=0.3)
+                                 max_moves=max_moves, noise=0.3, confirm=confirm if judge == "model" else 1)
                 # the model's "standard" is a success; is the frame it stopped on truly standard?
                 true_stop = ep.success and (judge == "oracle" or bool(truth and truth[-1]))
                 arms.setdefault(f"{judge}_{arm}", []).append((ep.success, ep.moves, true_stop))
@@ -161,10 +162,13 @@ def example(policy: Policy, plane: str, path: Path, size: int = 256) -> list[str
 
 
 def markdown(r: dict) -> str:
+    k = r.get("confirm", 1)
+    confirm = "" if k == 1 else f"; model-judged loops stop after {k} standard frames in a row (holds count as moves)"
     lines = [f"# Navigation benchmark (issue 20) — phantom figures only\n\n{r['date']}, {r['machine']}; `{r['command']}`;"
              f" {r['seconds']:.0f} s.\n\nPolicy: `{r['policy']}`. Closed loop: {r['starts']} starts per plane (style heldout, "
              f"fetuses seed {SEED}, never seen by the fit), success = judged standard for the target within 30 moves; "
-             "motor noise 30 % of the step size, 15 % drift per dimension.\n",
+             "motor noise 30 % of the step size, 15 % drift per dimension"
+             f"{confirm}.\n",
              "## Closed loop: success within 30 moves (95 % CI) and median moves when successful\n",
              "| plane | " + " | ".join(next(iter(r["closed_loop"].values()))) + " |",
              "|---|" + "---|" * len(next(iter(r["closed_loop"].values())))]
@@ -201,6 +205,8 @@ def main() -> None:
     ap.add_argument("--accuracy-n", type=int, default=120)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--planes", default="+".join(POSE_PLANES))
+    ap.add_argument("--confirm", type=int, default=1,
+                    help="model-judged loops stop after this many standard frames in a row, holding the probe between them")
     ap.add_argument("--out", default="bench/navigation")
     a = ap.parse_args()
     t0 = time.time()
@@ -213,14 +219,15 @@ def main() -> None:
     planes = a.planes.split("+")
     res = {"date": str(date.today()), "command": " ".join(["bench/bench_navigation.py", *(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if v is not None)]),
            "machine": f"{platform.machine()}, 2-core CPU shared with other jobs", "policy": a.policy or "shipped",
-           "starts": a.starts, "model_starts": a.model_starts, "move_accuracy": {}, "closed_loop": {}}
+           "starts": a.starts, "model_starts": a.model_starts, "confirm": a.confirm, "move_accuracy": {}, "closed_loop": {}}
     for p in planes:
         for style in ("heldout", "default"):
             res["move_accuracy"][f"{p}@{style}"] = move_accuracy(policy, p, style, a.accuracy_n // 2 if style == "default" else a.accuracy_n,
                                                                  a.size, engine if style == "heldout" else None)
         loop = closed_loop(policy, p, a.starts, 128)  # oracle arms: ground truth, smaller frames
         if engine is not None:
-            loop.update({k: v for k, v in closed_loop(policy, p, a.model_starts, a.size, engine).items() if k.startswith("model")})
+            loop.update({k: v for k, v in closed_loop(policy, p, a.model_starts, a.size, engine, confirm=a.confirm).items()
+                         if k.startswith("model")})
         res["closed_loop"][p] = loop
         print(p, {k: round(v["success"][0], 2) for k, v in loop.items()}, f"{time.time() - t0:.0f}s", flush=True)
     out = Path(a.out)

@@ -67,19 +67,26 @@ def blind_chooser(observation: Any, previous: Any, last_move: str | None, rng: n
 
 def run_episode(scene: PoseScene, target: str, start: Pose, observe: Observer, choose: Chooser,
                 rng: np.random.Generator, max_moves: int = 30, noise: float = 0.3,
-                on_frame: Callable[[PoseFrame, bool, Any, str | None], None] | None = None) -> Episode:
+                on_frame: Callable[[PoseFrame, bool, Any, str | None], None] | None = None,
+                confirm: int = 1) -> Episode:
     """Follow ``choose`` from ``start`` until ``observe`` says standard or ``max_moves`` moves are made
-    (``on_frame(frame, standard, previous observation, last move)`` sees every frame: the fit collects the states a policy visits)."""
-    pose, prev, last = start, None, None
+    (``on_frame(frame, standard, previous observation, last move)`` sees every frame: the fit collects the states a policy visits).
+
+    ``confirm`` > 1: the sonographer stops only once ``confirm`` frames in a row are judged standard,
+    holding the probe (``stay``, the hand still drifts) after each standard frame, as on the live
+    page, whose status is a majority over recent frames; every hold counts as a move.
+    """
+    pose, prev, last, run = start, None, None, 0
     for k in range(max_moves + 1):
         frame = scene.render(pose, rng)
         standard, obs = observe(frame)
         if on_frame is not None:
             on_frame(frame, standard, prev, last)
-        if standard:
+        run = run + 1 if standard else 0
+        if run >= max(1, confirm):
             return Episode(True, k, scene.offset(pose, target))
         if k == max_moves:
             break
-        move = choose(obs, prev, last, rng)
+        move = "stay" if run else choose(obs, prev, last, rng)
         pose, prev, last = apply_move(pose, move, rng, noise), obs, move
     return Episode(False, max_moves, scene.offset(pose, target))

@@ -42,6 +42,28 @@ def test_episode_from_a_standard_pose_succeeds_at_once_and_blind_moves_are_moves
     assert {blind_chooser(None, None, None, rng) for _ in range(200)} == set(MOVES[1:])
 
 
+def test_confirm_holds_the_probe_until_enough_standard_frames_in_a_row() -> None:
+    scene = PoseScene.sample(np.random.default_rng(0), size=64)
+    start = scene.standard_pose("abdomen")
+    seen: list = []
+    chosen: list = []
+
+    def flicker(frame):  # a judge that says standard on every other frame
+        seen.append(frame)
+        return len(seen) % 2 == 1, None
+
+    def choose(obs, prev, last, rng):
+        chosen.append(last)
+        return "along+"
+
+    ep = run_episode(scene, "abdomen", start, flicker, choose, np.random.default_rng(0), max_moves=6, confirm=2)
+    assert not ep.success and ep.moves == 6  # never two in a row
+    # after each standard frame the hand holds (no hint asked); after each non-standard one it follows the hint
+    assert len(chosen) == 3 and len(seen) == 7
+    steady = run_episode(scene, "abdomen", start, lambda f: (True, None), choose, np.random.default_rng(0), confirm=3)
+    assert steady.success and steady.moves == 2  # two holds, then the third standard frame in a row stops
+
+
 def test_cerebellum_in_view_gets_a_move_back_toward_the_trans_thalamic_plane() -> None:
     """From the trans-cerebellar section (the cerebellum in view), the shipped policy steers toward
     TT: its move reduces the pose offset in most fetuses, and the reason is in concept words."""
