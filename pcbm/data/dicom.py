@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -99,20 +100,28 @@ def load_dataset(path: str | os.PathLike[str], header_only: bool = False, salt: 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"DICOM file not found: {p}")
-    try:
-        ds = pydicom.dcmread(p, stop_before_pixels=header_only)
-    except InvalidDicomError:
-        raise InputError(f"{p}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
-    except Exception as e:  # pydicom raises many kinds on truncated/corrupt files
-        raise InputError(f"{p}: corrupt DICOM file ({type(e).__name__}: {_short(e)})") from None
-    if not header_only and "PixelData" not in ds and "FloatPixelData" not in ds:
-        sop = ds.get("SOPClassUID")
-        what = f" (SOP class {sop.name})" if sop is not None else ""
-        raise InputError(f"{p}: no pixel data{what}; not an image")
-    try:
-        return deidentify(ds, salt=salt, date_shift_days=date_shift_days)
-    except Exception as e:
-        raise InputError(f"{p}: cannot de-identify the header ({type(e).__name__}: {_short(e)})") from None
+    # pydicom's warnings about malformed header values quote the values (a name in a date, an ID):
+    # they are held back until the header is de-identified and reported as a count, never quoted
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=header_only)
+        except InvalidDicomError:
+            raise InputError(f"{p}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
+        except Exception as e:  # pydicom raises many kinds on truncated/corrupt files
+            raise InputError(f"{p}: corrupt DICOM file ({type(e).__name__}: {_short(e)})") from None
+        if not header_only and "PixelData" not in ds and "FloatPixelData" not in ds:
+            sop = ds.get("SOPClassUID")
+            what = f" (SOP class {sop.name})" if sop is not None else ""
+            raise InputError(f"{p}: no pixel data{what}; not an image")
+        try:
+            out = deidentify(ds, salt=salt, date_shift_days=date_shift_days)
+        except Exception as e:  # its message could quote a header value: name the kind only
+            raise InputError(f"{p}: cannot de-identify the header ({type(e).__name__})") from None
+    if held:
+        warnings.warn(f"{p.name}: {len(held)} header value(s) do not follow their DICOM value rules "
+                      "(not shown: they may identify the patient); the header was de-identified", stacklevel=2)
+    return out
 
 
 def _short(e: BaseException, n: int = 160) -> str:

@@ -205,3 +205,34 @@ def test_raw_read_keeps_no_file_name_in_notes_with_an_opaque_id(tmp_path):
     (s,) = read_dicom(path, salt=SALT, sample_id="us_0123")
     assert s.meta["notes"] and all(n.startswith("us_0123: ") and "DOE" not in n for n in s.meta["notes"])
     assert NAME not in repr(s.meta) and "DOE" not in s.subject
+
+
+def test_header_value_warnings_are_counted_never_quoted(tmp_path, monkeypatch):
+    """A library warning raised while the header is read or de-identified can quote a value (a
+    name in a date field): it is held back and reported as a count, without the value."""
+    import warnings
+
+    import pcbm.data.deid as deid_mod
+
+    path = make_dicom(tmp_path / "scan.dcm", pixels=phi_frame(), region=PHI_REGION, phi=True)
+    real = deid_mod.deidentify
+
+    def chatty(ds, **kw):
+        warnings.warn(f"Invalid value for VR DA: '{NAME}'", UserWarning, stacklevel=1)
+        return real(ds, **kw)
+
+    monkeypatch.setattr(deid_mod, "deidentify", chatty)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        read_dicom_frame(path)
+    text = " ".join(str(w.message) for w in shown)
+    assert NAME not in text
+    assert "1 header value(s) do not follow their DICOM value rules" in text
+
+    def broken(ds, **kw):
+        raise ValueError(f"cannot parse {NAME}")
+
+    monkeypatch.setattr(deid_mod, "deidentify", broken)
+    with pytest.raises(InputError, match="cannot de-identify the header") as e:
+        read_dicom_frame(path)
+    assert NAME not in str(e.value)
