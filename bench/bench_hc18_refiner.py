@@ -52,7 +52,7 @@ def main() -> None:
     from pcbm.models import load_model
     from pcbm.models.head_refiner import load_refiner
     from pcbm.models.inference import original_masks, run_model
-    from pcbm.training.evaluate import evaluate
+    from pcbm.training.evaluation import evaluate
     from pcbm.training.head_refiner import evaluate_refiner
 
     torch.set_num_threads(args.threads)

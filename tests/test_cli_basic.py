@@ -61,7 +61,7 @@ def test_user_errors_are_one_line_with_exit_2(capsys) -> None:
 
 
 def test_evaluation_and_train_config_do_not_import_lightning() -> None:
-    code = ("import sys; import pcbm.training.evaluate; from pcbm.training import TrainConfig; "
+    code = ("import sys; import pcbm.training.evaluation; from pcbm.training import TrainConfig; "
             "TrainConfig(data=('phantom',), out='x'); print('lightning' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -69,7 +69,7 @@ def backbones_cmd(
     from pcbm.benchmark.config import BenchConfig
     from pcbm.benchmark.protocols.common import Scale
     from pcbm.benchmark.runner import run
-    from pcbm.training.train import _quiet_lightning
+    from pcbm.training.trainer import _quiet_lightning
 
     _quiet_lightning(False)
     import logging

@@ -116,8 +116,8 @@ def evaluate_refiner(refiner: HeadRefiner, samples: Any,
     localisation), ``"frame"`` where the refiner finds the head on the whole frame itself (no other
     model involved), or a function ``coarse(sample)`` giving the mask (a plane model's prediction).
     HC is measured as ``predict`` measures it (:func:`pcbm.concepts.measure.measure`: the robust
-    ellipse, flagged when unreliable); figures from :func:`pcbm.training.evaluate.hc_summary`."""
-    from pcbm.training.evaluate import _hc_mm, hc_summary
+    ellipse, flagged when unreliable); figures from :func:`pcbm.training.evaluation.hc_summary`."""
+    from pcbm.training.evaluation import _hc_mm, hc_summary
 
     errors, true_hc, ok, dices, rows = [], [], [], [], []
     n = len(samples) if limit is None else min(limit, len(samples))
@@ -165,7 +165,7 @@ def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
     from pcbm._io import check_output_dir, jsonable, staged_dir, write_json
     from pcbm.data import open_dataset
     from pcbm.models.head_refiner import save_refiner
-    from pcbm.training.train import _quiet_lightning, resolve_precision
+    from pcbm.training.trainer import _quiet_lightning, resolve_precision
 
     out = Path(cfg.out)
     check_output_dir(out, "--out", overwrite=overwrite)

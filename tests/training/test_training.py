@@ -17,7 +17,7 @@ from pcbm.training.data import collate, encode_sample, parse_source, ultrasound_
 from pcbm.training.datamodule import MixedDataModule
 from pcbm.training.losses import plane_loss, property_loss, segmentation_loss
 from pcbm.training.module import PCBMTrainingModule
-from pcbm.training.train import resolve_precision
+from pcbm.training.trainer import resolve_precision
 
 
 class ListDataset(SampleDataset):
@@ -157,7 +157,7 @@ def test_train_writes_run_dir(tmp_path) -> None:
 def test_auto_precision_follows_the_device(monkeypatch) -> None:
     import sys
 
-    train_mod = sys.modules["pcbm.training.train"]  # the module (pcbm.training.train is also the function)
+    train_mod = sys.modules["pcbm.training.trainer"]
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(train_mod, "_cpu_has_bf16", lambda: True)
@@ -177,7 +177,7 @@ def test_init_starts_from_a_run(tmp_path) -> None:
     from pcbm.errors import InputError
     from pcbm.models import save_model
     from pcbm.models.io import write_run_config
-    from pcbm.training.train import build_from_config
+    from pcbm.training.trainer import build_from_config
 
     src = build_model("tiny")
     with torch.no_grad():
@@ -199,7 +199,7 @@ def test_lightning_chatter_is_filtered(caplog) -> None:
 
     from lightning.pytorch.utilities import rank_zero_info
 
-    quiet = sys.modules["pcbm.training.train"]._quiet_lightning
+    quiet = sys.modules["pcbm.training.trainer"]._quiet_lightning
     level = logging.getLogger("lightning.pytorch").level
     try:
         with caplog.at_level(logging.INFO, logger="lightning.pytorch"):

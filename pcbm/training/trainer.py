@@ -311,7 +311,7 @@ def _refit(cfg: TrainConfig, model: Any, dm: Any) -> dict[str, Any] | None:
 
 def _validate(cfg: TrainConfig, model: Any, dm: Any) -> dict[str, Any]:
     """Metrics per data source on its validation split (those that have one)."""
-    from pcbm.training.evaluate import evaluate
+    from pcbm.training.evaluation import evaluate
 
     return {spec: evaluate(model, va, limit=cfg.eval_limit)
             for (spec, _), va in zip(dm.sources, dm.val_sets, strict=True) if va is not None and len(va)}
