@@ -65,3 +65,11 @@ def test_evaluation_and_train_config_do_not_import_lightning() -> None:
             "TrainConfig(data=('phantom',), out='x'); print('lightning' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_the_cli_starts_without_torch_and_training_names_are_functions() -> None:
+    code = ("import sys, pcbm.cli; print('torch' in sys.modules); import pcbm.training.trainer, pcbm.training.evaluation; "
+            "from pcbm.training import train, resume, evaluate; print(all(callable(f) and f.__class__.__name__ == 'function' "
+            "for f in (train, resume, evaluate)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
