@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
         dump_every: float = typer.Option(300.0, "--dump-every", min=1.0, help="Seconds between window saves."),
         watts_per_core: float = typer.Option(10.0, "--watts-per-core", min=0.1, help="Power per busy core of the "
                                              "energy estimate where RAPL cannot be read."),
+        refine_head: str = typer.Option("always", "--refine-head", metavar="always|standard|never",
+                                        help="Redraw the head with the package's head refiner before measuring: "
+                                        "always (as pcbm predict), only on standard frames (as pcbm live; fewer "
+                                        "CPU-seconds per head frame, unrefined HC elsewhere) or never."),
         access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log each request line (never a "
                                         "body, a header or a token)."),
     ) -> None:
@@ -45,7 +49,8 @@ def register(app: typer.Typer) -> None:
                              window_out=str(window_out) if window_out else None, dump_every_s=dump_every,
                              access_log=access_log,
                              settings={"max_upload_bytes": int(max_upload_mb * (1 << 20)), "max_in_flight": max_in_flight,
-                                       "window_size": window, "watts_per_core": watts_per_core})
+                                       "window_size": window, "watts_per_core": watts_per_core,
+                                       "refine_head": refine_head})
         serve(model, opts, say=lambda m: typer.echo(f"[serve] {m}", err=True))
 
     @app.command("monitor")

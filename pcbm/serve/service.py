@@ -33,6 +33,10 @@ MiB = 1 << 20
 Wanted = Callable[[], bool] | None  # "is the client still there?", asked when a queued request's turn comes
 
 
+#: ``--refine-head`` choices -> the runtime's ``refine_head`` argument
+REFINE_HEAD: dict[str, bool | str] = {"always": True, "standard": "standard", "never": False}
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """How one app serves (per worker process)."""
@@ -48,6 +52,8 @@ class ServeSettings:
     watts_per_core: float = DEFAULT_WATTS_PER_CORE  # the energy estimate's power per busy core, where no RAPL
     powercap_root: str = POWERCAP  # where RAPL is looked for
     warmup: bool = True  # one prediction on a blank frame at start-up before /readyz says ready
+    refine_head: str = "always"  # head refiner before measuring: always (as pcbm predict), standard (only on
+    # standard frames, as pcbm live: fewer CPU-seconds per head frame) or never
 
     def __post_init__(self) -> None:
         for name in ("max_upload_bytes", "max_pixels", "max_in_flight", "concurrency", "window_size"):
@@ -55,6 +61,8 @@ class ServeSettings:
                 raise InputError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.concurrency > self.max_in_flight:
             raise InputError(f"concurrency ({self.concurrency}) cannot exceed max-in-flight ({self.max_in_flight})")
+        if self.refine_head not in REFINE_HEAD:
+            raise InputError(f"refine-head must be one of {', '.join(REFINE_HEAD)}, got {self.refine_head!r}")
         if not (math.isfinite(self.watts_per_core) and self.watts_per_core > 0):
             raise InputError(f"watts-per-core must be a positive number, got {self.watts_per_core}")
 
@@ -170,7 +178,9 @@ class Service:
 
     def predict(self, up: Upload, keep_masks: bool = False, wanted: Wanted = None) -> Any:
         pred = self._run("/v1/report" if keep_masks else "/v1/predict",
-                         lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=keep_masks), wanted=wanted)
+                         lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=keep_masks,
+                                                            refine_head=REFINE_HEAD[self.settings.refine_head]),
+                         wanted=wanted)
         self._record(pred, up)
         return pred
 

@@ -268,3 +268,37 @@ def test_a_queued_request_whose_client_left_is_not_computed(engine, phantom_png)
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class _Spy:
+    """The engine, with the keyword arguments of every predict call kept."""
+
+    def __init__(self, engine):
+        self._engine, self.calls = engine, []
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def predict(self, *args, **kwargs):
+        self.calls.append(kwargs)
+        return self._engine.predict(*args, **kwargs)
+
+
+@pytest.mark.parametrize("choice, passed", [("always", True), ("standard", "standard"), ("never", False)])
+def test_refine_head_setting_reaches_the_engine(engine, phantom_png, choice, passed) -> None:
+    spy = _Spy(engine)
+    c = make_client(spy, refine_head=choice, warmup=False)
+    try:
+        r = c.post("/v1/predict", files=upload(phantom_png), headers=AUTH)
+        assert r.status_code == 200, r.text
+    finally:
+        c.__exit__(None, None, None)
+    assert spy.calls and spy.calls[-1]["refine_head"] == passed
+
+
+def test_unknown_refine_head_is_refused() -> None:
+    from pcbm.errors import InputError
+    from pcbm.serve.service import ServeSettings
+
+    with pytest.raises(InputError, match="refine-head must be one of always, standard, never"):
+        ServeSettings(refine_head="sometimes")
