@@ -179,7 +179,7 @@ class Service:
     def predict(self, up: Upload, keep_masks: bool = False, wanted: Wanted = None) -> Any:
         pred = self._run("/v1/report" if keep_masks else "/v1/predict",
                          lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=keep_masks,
-                                                            refine_head=REFINE_HEAD[self.settings.refine_head]),
+                                                     refine_head=REFINE_HEAD[self.settings.refine_head]),
                          wanted=wanted)
         self._record(pred, up)
         return pred

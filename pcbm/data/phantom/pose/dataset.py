@@ -24,20 +24,20 @@ from __future__ import annotations
 import numpy as np
 
 from pcbm.data.base import SampleDataset
+from pcbm.data.phantom.dataset import MIX
 from pcbm.data.phantom.pose.scene import POSE_PLANES, PoseScene, random_pose
 from pcbm.data.phantom.styles import STYLE_IDS, STYLE_NAMES, TRAIN_STYLES
 from pcbm.data.sample import Sample
-from pcbm.errors import InputError
+from pcbm.errors import InputError, look_up
 
-_MIX = "mix"
-_MIX_ID = 97
+_MIX_ID = 97  # the key of a "mix" style in a sample's random stream (as the 2D phantom's)
 
 
-def make_pose_sample(seed: int, index: int, style: str = _MIX, size: int = 256, near_fraction: float = 0.3,
+def make_pose_sample(seed: int, index: int, style: str = MIX, size: int = 256, near_fraction: float = 0.3,
                      planes: tuple[str, ...] = POSE_PLANES) -> Sample:
     """Render pose-phantom sample ``index`` (deterministic per seed, index, style, size)."""
-    rng = np.random.default_rng([int(seed), int(index), _MIX_ID if style == _MIX else STYLE_IDS[style], int(size), 20])
-    name = str(TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]) if style == _MIX else style
+    rng = np.random.default_rng([int(seed), int(index), _MIX_ID if style == MIX else STYLE_IDS[style], int(size), 20])
+    name = str(TRAIN_STYLES[int(rng.integers(len(TRAIN_STYLES)))]) if style == MIX else style
     target = planes[index % len(planes)]
     scene = PoseScene.sample(rng, style=name, size=size)
     pose = random_pose(scene, target, rng, scale=0.35 if rng.random() < near_fraction else 1.25)
@@ -67,10 +67,9 @@ class PoseDataset(SampleDataset):
 
     name = "pose"
 
-    def __init__(self, n: int = 1000, seed: int = 0, style: str = _MIX, size: int = 256, near_fraction: float = 0.3,
+    def __init__(self, n: int = 1000, seed: int = 0, style: str = MIX, size: int = 256, near_fraction: float = 0.3,
                  planes: str | tuple[str, ...] | None = None):
-        if style != _MIX and style not in STYLE_NAMES:
-            raise InputError(f"unknown pose-phantom style {style!r}; choose one of {', '.join((*STYLE_NAMES, _MIX))}")
+        look_up(style, (*STYLE_NAMES, MIX), "pose-phantom style")
         if int(n) < 1 or int(size) < 48:
             raise InputError(f"pose phantom needs n >= 1 and size >= 48, got n={n}, size={size}")
         if not 0.0 <= float(near_fraction) <= 1.0:
@@ -78,9 +77,7 @@ class PoseDataset(SampleDataset):
         items = POSE_PLANES if planes in (None, "", "all") else tuple(
             str(p).strip() for p in (planes.split("+") if isinstance(planes, str) else planes))
         for p in items:
-            if p not in POSE_PLANES:
-                raise InputError(f"unknown pose-phantom plane {p!r} in planes={planes!r}; choose from "
-                                 f"{', '.join(POSE_PLANES)}, joined by '+'")
+            look_up(p, POSE_PLANES, "pose-phantom plane")
         self.n, self.seed, self.style, self.size = int(n), int(seed), str(style), int(size)
         self.near_fraction, self.planes = float(near_fraction), items
 
