@@ -34,3 +34,17 @@ def hc18_path() -> Path:
     if not (HC18 / "pixel_size_and_hc.csv").exists():
         pytest.skip(f"HC18 data not found at {HC18}")
     return HC18
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory) -> Path:
+    """A tiny exported model package (random weights: fast, its answers meaningless)."""
+    import torch
+
+    from pcbm.export.package import export_package
+    from pcbm.models import build_model, save_model
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("tiny_pkg")
+    save_model(build_model("tiny").eval(), root / "run")
+    return export_package(str(root / "run"), root / "pkg", reference=("phantom:n=4,seed=2",), reference_limit=4)

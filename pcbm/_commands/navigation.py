@@ -19,12 +19,21 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
         planes: str = typer.Option(None, "--planes", help="Target planes joined by '+' (default: all the pose "
                                                          "phantom knows)."),
-        scenes: int = typer.Option(100, "--scenes", min=1, help="Fetuses per plane."),
-        poses: int = typer.Option(30, "--poses", min=1, help="Poses per fetus."),
-        episodes: int = typer.Option(100, "--episodes", min=1, help="On-policy episodes per plane and round."),
-        rounds: int = typer.Option(3, "--rounds", min=0, help="On-policy (DAgger) rounds."),
-        size: int = typer.Option(128, "--size", min=48, help="Frame side in px."),
-        max_depth: int = typer.Option(10, "--max-depth", min=1, help="Tree depth."),
+        scenes: int = typer.Option(None, "--scenes", min=1, help="Fetuses per plane [default: 400]."),
+        poses: int = typer.Option(None, "--poses", min=1, help="Poses per fetus [default: 30]."),
+        episodes: int = typer.Option(None, "--episodes", min=1, help="On-policy episodes per plane and round "
+                                                                       "[default: 300]."),
+        rounds: int = typer.Option(None, "--rounds", min=0, help="On-policy (DAgger) rounds [default: 6]."),
+        size: int = typer.Option(None, "--size", min=48, help="Frame side in px [default: 128]."),
+        max_depth: int = typer.Option(None, "--max-depth", min=1, help="Tree depth [default: 14]."),
+        min_samples_leaf: int = typer.Option(None, "--min-samples-leaf", min=1,
+                                             help="Fewest training frames a tree's leaf may hold [default: 5]."),
+        jobs: int = typer.Option(1, "--jobs", min=1, help="Planes fitted at once, in worker processes (the "
+                                                          "policy is the same)."),
+        package: Path = typer.Option(None, "--package", help="Read the frames with this exported model package "
+                                                             "(pcbm export), as a deployed hint does, instead of "
+                                                             "their ground truth; try --size 256 and fewer scenes: "
+                                                             "every frame is a prediction."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Render probe poses around each standard plane, label each frame with its pose offset, and fit
@@ -37,12 +46,18 @@ def register(app: typer.Typer) -> None:
         from pcbm.navigation.fit import FitConfig, fit_policy
 
         check_output_file(out, "--out", overwrite)
+        if package is not None:
+            from pcbm.runtime import Engine
+
+            Engine(package, threads=1)  # a wrong path fails here, with its reason, before any frame is drawn
         chosen = tuple(planes.split("+")) if planes else POSE_PLANES
-        cfg = FitConfig(planes=chosen, scenes=scenes, poses=poses, episodes=episodes, rounds=rounds, size=size,
-                        max_depth=max_depth, seed=seed)
+        given = {"scenes": scenes, "poses": poses, "episodes": episodes, "rounds": rounds, "size": size,
+                 "max_depth": max_depth, "min_samples_leaf": min_samples_leaf}
+        cfg = FitConfig(planes=chosen, seed=seed, package=None if package is None else str(package),
+                        **{k: v for k, v in given.items() if v is not None})
         with Progress(transient=True) as bar:
             task = bar.add_task("fitting", total=None)
-            policy = fit_policy(cfg, progress=lambda n: bar.advance(task, n))
+            policy = fit_policy(cfg, progress=lambda n: bar.advance(task, n), jobs=jobs)
         policy.save(out)
         sizes = {p: len(t.feature) for p, t in policy.trees.items()}
         typer.echo(json.dumps({"policy": str(out), "nodes": sizes}, indent=2))

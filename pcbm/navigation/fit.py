@@ -12,8 +12,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +25,8 @@ from pcbm.errors import InputError
 from pcbm.navigation.features import FEATURE_NAMES, LAST_MOVES, features, frame_features
 from pcbm.navigation.moves import STEP, apply_move, best_move
 from pcbm.navigation.policy import MOVES, OFFSET_DIMS, Policy, Tree
+from pcbm.navigation.simulate import oracle_prediction
+from pcbm.prediction import Prediction
 
 STEPS = np.array([STEP[d] for d in ("along", "across", "tilt", "rotation")])
 
@@ -32,19 +36,21 @@ class FitConfig:
     """How the policy is fitted."""
 
     planes: tuple[str, ...] = POSE_PLANES  # target planes, one tree each
-    scenes: int = 100  # fetuses per plane
+    scenes: int = 400  # fetuses per plane
     poses: int = 30  # poses per fetus
     size: int = 128  # image side (px) of the rendered frames
     styles: tuple[str, ...] = TRAIN_STYLES  # scanner styles, cycled over the fetuses
     near_fraction: float = 0.3  # share of poses drawn close to the standard pose
     kind: str = "dims"  # "dims": a regression tree of the offset (steps) per pose dimension, the furthest off decides;
     # "offset": one multi-output regression tree of the offset; "moves": a classifier of the best move
-    max_depth: int = 10  # tree depth (readability: a path names at most this many tests)
-    min_samples_leaf: int = 10
-    rounds: int = 3  # on-policy rounds (DAgger): frames the current policy visits, labelled, added
-    episodes: int = 100  # closed-loop episodes per plane and round
+    max_depth: int = 14  # tree depth (the hint's reason names the path's two tests that count most)
+    min_samples_leaf: int = 5
+    rounds: int = 6  # on-policy rounds (DAgger): frames the current policy visits, labelled, added
+    episodes: int = 300  # closed-loop episodes per plane and round
     noise: float = 0.3  # the simulated hand's error in those episodes
     seed: int = 0
+    package: str | None = None  # read the frames with this exported model package (what a deployed hint
+    # reads) instead of their ground truth; the labels and the end of an episode stay ground truth
 
     def __post_init__(self) -> None:
         for p in self.planes:
@@ -62,12 +68,27 @@ def truth_features(frame: PoseFrame) -> np.ndarray:
     return frame_features(frame.properties, masks)
 
 
+@functools.lru_cache(maxsize=2)
+def _engine(package: str) -> Any:
+    from pcbm.runtime import Engine
+
+    return Engine(package, threads=1)
+
+
+def read(cfg: FitConfig, frame: PoseFrame, target: str) -> Prediction:
+    """What the policy reads of a frame: its ground truth, or ``cfg.package``'s prediction (masks kept)."""
+    if cfg.package is None:
+        return oracle_prediction(frame, target)
+    return _engine(cfg.package).predict(frame.image, frame.pixel_spacing_mm, keep_masks=True, refine_head=False)
+
+
 def labelled(scene: PoseScene, plane: str, frame: PoseFrame, previous: np.ndarray | None = None,
-             last_move: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+             last_move: str | None = None, current: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A frame's features (F,) (with the frame before the last move, when given) and its label (5,):
     the index of the move that best reduces its pose offset, then the offset itself in steps
-    (:meth:`~pcbm.data.phantom.pose.PoseScene.plane_offset` / :data:`~pcbm.navigation.moves.STEP`)."""
-    x = features(truth_features(frame), previous, last_move)
+    (:meth:`~pcbm.data.phantom.pose.PoseScene.plane_offset` / :data:`~pcbm.navigation.moves.STEP`).
+    ``current``: the frame's own features (F0,) when they are not its ground truth's."""
+    x = features(truth_features(frame) if current is None else current, previous, last_move)
     move = best_move(scene, frame.pose, plane, frame.standard_for(plane))
     return x, np.array([MOVES.index(move), *(scene.plane_offset(frame.pose, plane) / STEPS)])
 
@@ -85,8 +106,9 @@ def make_training_set(cfg: FitConfig, plane: str, progress: Callable[[int], None
             if rng.random() < 0.7:  # arrived here by a move: the frame before it is known
                 last = LAST_MOVES[int(rng.integers(len(LAST_MOVES)))]
                 back = last[:-1] + ("-" if last.endswith("+") else "+")
-                prev = truth_features(scene.render(apply_move(pose, back, rng, cfg.noise), rng))
-            x, label = labelled(scene, plane, scene.render(pose, rng), prev, last)
+                prev = features_of(read(cfg, scene.render(apply_move(pose, back, rng, cfg.noise), rng), plane))
+            frame = scene.render(pose, rng)
+            x, label = labelled(scene, plane, frame, prev, last, features_of(read(cfg, frame, plane)))
             xs.append(x)
             ys.append(label)
         if progress:
@@ -97,20 +119,26 @@ def make_training_set(cfg: FitConfig, plane: str, progress: Callable[[int], None
 def on_policy_set(cfg: FitConfig, plane: str, policy: Policy, round_: int) -> tuple[np.ndarray, np.ndarray]:
     """The frames ``policy`` visits in closed-loop episodes (hand noise included), each labelled with
     the move it should have made: what the next tree learns from (DAgger)."""
-    from pcbm.navigation.simulate import hint_chooser, oracle_observer, run_episode
+    from pcbm.navigation.simulate import hint_chooser, run_episode
 
     rng = np.random.default_rng([cfg.seed, POSE_PLANES.index(plane), 21, round_])
     xs, ys = [], []
+    seen: dict[str, Prediction] = {}
+
+    def observe(frame: PoseFrame) -> tuple[bool, Prediction]:
+        seen["now"] = read(cfg, frame, plane)
+        return frame.standard_for(plane), seen["now"]
+
     for k in range(cfg.episodes):
         scene = PoseScene.sample(rng, style=cfg.styles[k % len(cfg.styles)], size=cfg.size)
 
         def keep(frame: PoseFrame, standard: bool, prev: object, last: str | None, scene: PoseScene = scene) -> None:
             p = None if prev is None else features_of(prev)
-            x, label = labelled(scene, plane, frame, p, last)
+            x, label = labelled(scene, plane, frame, p, last, features_of(seen["now"]))
             xs.append(x)
             ys.append(label)
 
-        run_episode(scene, plane, random_pose(scene, plane, rng), oracle_observer(plane),
+        run_episode(scene, plane, random_pose(scene, plane, rng), observe,
                     hint_chooser(plane, policy), rng, noise=cfg.noise, on_frame=keep)
     return np.stack(xs), np.stack(ys)
 
@@ -168,18 +196,41 @@ def _keyed(plane: str, fitted: Tree | dict[str, Tree]) -> dict[str, Tree]:
     return {f"{plane}/{dim}": t for dim, t in fitted.items()}
 
 
-def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | None = None) -> Policy:
-    """Render the training frames and fit one tree per plane, then ``cfg.rounds`` on-policy rounds."""
-    trees, counts = {}, {}
-    for plane in cfg.planes:
-        x, y = make_training_set(cfg, plane, progress)
+def _fit_plane(cfg: FitConfig, plane: str, progress: Callable[[int], None] | None = None
+               ) -> tuple[dict[str, Tree], dict[str, int]]:
+    """One plane's trees (after ``cfg.rounds`` on-policy rounds) and its label counts."""
+    x, y = make_training_set(cfg, plane, progress)
+    mine = _keyed(plane, _fit_tree(cfg, x, y))
+    for r in range(cfg.rounds):
+        xo, yo = on_policy_set(cfg, plane, Policy(FEATURE_NAMES, MOVES, mine), r)
+        x, y = np.concatenate([x, xo]), np.concatenate([y, yo])
         mine = _keyed(plane, _fit_tree(cfg, x, y))
-        for r in range(cfg.rounds):
-            xo, yo = on_policy_set(cfg, plane, Policy(FEATURE_NAMES, MOVES, mine), r)
-            x, y = np.concatenate([x, xo]), np.concatenate([y, yo])
-            mine = _keyed(plane, _fit_tree(cfg, x, y))
-        trees.update(mine)
-        counts[plane] = {MOVES[i]: int((y[:, 0] == i).sum()) for i in range(len(MOVES))}
+    return mine, {MOVES[i]: int((y[:, 0] == i).sum()) for i in range(len(MOVES))}
+
+
+def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | None = None, jobs: int = 1) -> Policy:
+    """Render the training frames and fit one tree per plane, then ``cfg.rounds`` on-policy rounds.
+
+    ``jobs`` > 1 fits that many planes at once in worker processes (each plane's frames come from its
+    own seed, so the policy is the same); ``progress`` then hears of whole planes (``cfg.scenes *
+    cfg.poses`` frames each) as they finish."""
+    trees, counts = {}, {}
+    if jobs > 1 and len(cfg.planes) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(cfg.planes))) as pool:
+            futures = {plane: pool.submit(_fit_plane, cfg, plane) for plane in cfg.planes}
+            for plane, fut in futures.items():
+                trees_p, counts[plane] = fut.result()
+                trees.update(trees_p)
+                if progress:
+                    progress(cfg.scenes * cfg.poses)
+    else:
+        for plane in cfg.planes:
+            trees_p, counts[plane] = _fit_plane(cfg, plane, progress)
+            trees.update(trees_p)
     meta = {"fit": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
-            "label_counts": counts, "features_from": "ground-truth masks and properties of the probe-pose phantom"}
+            "label_counts": counts,
+            "features_from": "ground-truth masks and properties of the probe-pose phantom" if cfg.package is None
+            else f"the predictions of model package {cfg.package} on the probe-pose phantom"}
     return Policy(FEATURE_NAMES, MOVES, trees, meta)

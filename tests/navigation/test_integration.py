@@ -87,3 +87,47 @@ def test_navigation_fit_command_writes_a_policy_and_never_replaces_one(tmp_path)
     assert Policy.load(out).planes == ("femur",)
     r = CliRunner().invoke(app, args)
     assert r.exit_code != 0 and "exists" in str(r.exception or r.output)
+
+
+def test_navigation_fit_in_two_processes_gives_the_same_policy(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.navigation import Policy
+
+    base = ["navigation", "fit", "--planes", "femur+thorax", "--scenes", "1", "--poses", "6", "--rounds", "1",
+            "--episodes", "1", "--size", "64", "--max-depth", "3", "--min-samples-leaf", "2"]
+    for name, jobs in (("one.json", "1"), ("two.json", "2")):
+        r = CliRunner().invoke(app, [*base, "--jobs", jobs, "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    one, two = Policy.load(tmp_path / "one.json"), Policy.load(tmp_path / "two.json")
+    assert one.planes == two.planes == ("femur", "thorax")
+    assert one.to_dict() == two.to_dict()
+    assert one.meta["fit"]["max_depth"] == 3 and one.meta["fit"]["min_samples_leaf"] == 2
+
+
+def test_navigation_fit_can_read_frames_with_a_model_package(tmp_path, tiny_package) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.navigation import Policy
+    from pcbm.navigation.features import FRAME_FEATURES
+    from pcbm.navigation.fit import FitConfig, make_training_set
+
+    # the package's readings, not the ground truth, are what the trees see
+    cfg = FitConfig(planes=("femur",), scenes=1, poses=4, size=64)
+    x_truth, y_truth = make_training_set(cfg, "femur")
+    x_model, y_model = make_training_set(FitConfig(planes=("femur",), scenes=1, poses=4, size=64,
+                                                   package=str(tiny_package)), "femur")
+    assert np.array_equal(y_truth, y_model)  # the same poses and labels ...
+    assert not np.array_equal(x_truth[:, :len(FRAME_FEATURES)], x_model[:, :len(FRAME_FEATURES)])  # ... read otherwise
+
+    out = tmp_path / "p.json"
+    args = ["navigation", "fit", "--out", str(out), "--planes", "femur", "--scenes", "1", "--poses", "4", "--rounds", "1",
+            "--episodes", "1", "--size", "64", "--package", str(tiny_package)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert str(tiny_package) in Policy.load(out).meta["features_from"]
+    r = CliRunner().invoke(app, [*args[:3], str(tmp_path / "q.json"), *args[4:-1], str(tmp_path / "nope")])
+    assert r.exit_code != 0 and "not a pcbm model package" in str(r.exception or r.output)
+    assert not (tmp_path / "q.json").exists()
