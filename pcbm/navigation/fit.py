@@ -2,9 +2,11 @@
 
 For each target plane: fetuses under the training scanner styles, probe poses drawn around the
 plane's standard pose (most in the starting box, some close to the plane), each frame rendered and
-its features taken from its ground-truth masks and properties; the label is the move that most
-reduces the pose offset (:func:`pcbm.navigation.moves.best_move`). A shallow decision tree per plane
-(readable: its tests become the hint's reason) is fitted and stored in flat arrays.
+its features taken from its ground-truth masks and properties (or, with ``FitConfig.package``, from
+what an exported model predicts of it); the label is the pose offset and the move that most reduces
+it (:func:`pcbm.navigation.moves.best_move`). A regression tree per plane and pose dimension (its
+tests become the hint's reason) is fitted and stored in flat arrays, then refitted with the frames
+its own hints visit in closed loops (DAgger).
 
 Example:
     >>> pol = fit_policy(FitConfig(planes=("femur",), scenes=2, poses=6, size=64, max_depth=2))  # doctest: +SKIP
