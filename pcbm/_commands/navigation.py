@@ -19,15 +19,15 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
         planes: str = typer.Option(None, "--planes", help="Target planes joined by '+' (default: all the pose "
                                                          "phantom knows)."),
-        scenes: int = typer.Option(None, "--scenes", min=1, help="Fetuses per plane [default: 400]."),
-        poses: int = typer.Option(None, "--poses", min=1, help="Poses per fetus [default: 30]."),
-        episodes: int = typer.Option(None, "--episodes", min=1, help="On-policy episodes per plane and round "
-                                                                       "[default: 300]."),
-        rounds: int = typer.Option(None, "--rounds", min=0, help="On-policy (DAgger) rounds [default: 6]."),
-        size: int = typer.Option(None, "--size", min=48, help="Frame side in px [default: 128]."),
-        max_depth: int = typer.Option(None, "--max-depth", min=1, help="Tree depth [default: 14]."),
+        scenes: int = typer.Option(None, "--scenes", min=1, show_default="400", help="Fetuses per plane."),
+        poses: int = typer.Option(None, "--poses", min=1, show_default="30", help="Poses per fetus."),
+        episodes: int = typer.Option(None, "--episodes", min=1, show_default="300",
+                                      help="On-policy episodes per plane and round."),
+        rounds: int = typer.Option(None, "--rounds", min=0, show_default="6", help="On-policy (DAgger) rounds."),
+        size: int = typer.Option(None, "--size", min=48, show_default="128", help="Frame side in px."),
+        max_depth: int = typer.Option(None, "--max-depth", min=1, show_default="14", help="Tree depth."),
         min_samples_leaf: int = typer.Option(None, "--min-samples-leaf", min=1,
-                                             help="Fewest training frames a tree's leaf may hold [default: 5]."),
+                                             show_default="5", help="Fewest training frames a tree's leaf may hold."),
         jobs: int = typer.Option(1, "--jobs", min=1, help="Planes fitted at once, in worker processes (the "
                                                           "policy is the same)."),
         package: Path = typer.Option(None, "--package", help="Read the frames with this exported model package "

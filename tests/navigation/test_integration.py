@@ -131,3 +131,19 @@ def test_navigation_fit_can_read_frames_with_a_model_package(tmp_path, tiny_pack
     r = CliRunner().invoke(app, [*args[:3], str(tmp_path / "q.json"), *args[4:-1], str(tmp_path / "nope")])
     assert r.exit_code != 0 and "not a pcbm model package" in str(r.exception or r.output)
     assert not (tmp_path / "q.json").exists()
+
+
+def test_navigation_fit_help_shows_the_fit_defaults() -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.navigation.fit import FitConfig
+
+    r = CliRunner().invoke(app, ["navigation", "fit", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    shown = dict(re.findall(r"--([a-z-]+)\s.*?\[default: \(?(\d+)\)?\]", r.output))
+    cfg = FitConfig()
+    for flag in ("scenes", "poses", "episodes", "rounds", "size", "max-depth", "min-samples-leaf"):
+        assert int(shown[flag]) == getattr(cfg, flag.replace("-", "_")), flag
