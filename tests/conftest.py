@@ -37,14 +37,23 @@ def hc18_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_package(tmp_path_factory) -> Path:
-    """A tiny exported model package (random weights: fast, its answers meaningless)."""
-    import torch
+def make_tiny_package(tmp_path_factory):
+    """``make(n)``: a tiny exported model package (random weights: fast, its answers meaningless) whose
+    reference holds ``n`` phantom frames."""
+    def make(n: int = 4) -> Path:
+        import torch
 
-    from pcbm.export.package import export_package
-    from pcbm.models import build_model, save_model
+        from pcbm.export.package import export_package
+        from pcbm.models import build_model, save_model
 
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("tiny_pkg")
-    save_model(build_model("tiny").eval(), root / "run")
-    return export_package(str(root / "run"), root / "pkg", reference=("phantom:n=4,seed=2",), reference_limit=4)
+        torch.manual_seed(0)
+        root = tmp_path_factory.mktemp("tiny_pkg")
+        save_model(build_model("tiny").eval(), root / "run")
+        return export_package(str(root / "run"), root / "pkg", reference=(f"phantom:n={n},seed=2",), reference_limit=n)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_package(make_tiny_package) -> Path:
+    return make_tiny_package(4)

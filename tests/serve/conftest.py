@@ -11,16 +11,8 @@ TOKEN = "t" * 40
 
 
 @pytest.fixture(scope="session")
-def package(tmp_path_factory) -> Path:
-    import torch
-
-    from pcbm.export.package import export_package
-    from pcbm.models import build_model, save_model
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("serve_pkg")
-    save_model(build_model("tiny").eval(), root / "run")
-    return export_package(str(root / "run"), root / "pkg", reference=("phantom:n=8,seed=2",), reference_limit=8)
+def package(make_tiny_package) -> Path:
+    return make_tiny_package(8)
 
 
 @pytest.fixture(scope="session")
