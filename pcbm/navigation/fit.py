@@ -27,7 +27,7 @@ from pcbm.errors import InputError
 from pcbm.navigation.features import FEATURE_NAMES, LAST_MOVES, features, frame_features
 from pcbm.navigation.moves import STEP, apply_move, best_move
 from pcbm.navigation.policy import MOVES, OFFSET_DIMS, Policy, Tree
-from pcbm.navigation.simulate import oracle_prediction
+from pcbm.navigation.simulate import hint_chooser, oracle_prediction, run_episode
 from pcbm.prediction import Prediction
 
 STEPS = np.array([STEP[d] for d in ("along", "across", "tilt", "rotation")])
@@ -77,20 +77,27 @@ def _engine(package: str) -> Any:
     return Engine(package, threads=1)
 
 
+def _predict(package: str, frame: PoseFrame) -> Prediction:
+    return _engine(package).predict(frame.image, frame.pixel_spacing_mm, keep_masks=True, refine_head=False)
+
+
 def read(cfg: FitConfig, frame: PoseFrame, target: str) -> Prediction:
-    """What the policy reads of a frame: its ground truth, or ``cfg.package``'s prediction (masks kept)."""
-    if cfg.package is None:
-        return oracle_prediction(frame, target)
-    return _engine(cfg.package).predict(frame.image, frame.pixel_spacing_mm, keep_masks=True, refine_head=False)
+    """What a hint reads of a frame: its ground truth, or ``cfg.package``'s prediction (masks kept)."""
+    return oracle_prediction(frame, target) if cfg.package is None else _predict(cfg.package, frame)
 
 
-def labelled(scene: PoseScene, plane: str, frame: PoseFrame, previous: np.ndarray | None = None,
-             last_move: str | None = None, current: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A frame's features (F,) (with the frame before the last move, when given) and its label (5,):
-    the index of the move that best reduces its pose offset, then the offset itself in steps
-    (:meth:`~pcbm.data.phantom.pose.PoseScene.plane_offset` / :data:`~pcbm.navigation.moves.STEP`).
-    ``current``: the frame's own features (F0,) when they are not its ground truth's."""
-    x = features(truth_features(frame) if current is None else current, previous, last_move)
+def read_features(cfg: FitConfig, frame: PoseFrame) -> np.ndarray:
+    """(F0,) the frame features of what :func:`read` gives (without building an oracle Prediction)."""
+    return truth_features(frame) if cfg.package is None else features_of(_predict(cfg.package, frame))
+
+
+def labelled(scene: PoseScene, plane: str, frame: PoseFrame, current: np.ndarray, previous: np.ndarray | None = None,
+             last_move: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's features (F,) from its frame features ``current`` (F0,) (with those of the frame
+    before the last move, when given) and its label (5,): the index of the move that best reduces
+    its pose offset, then the offset itself in steps
+    (:meth:`~pcbm.data.phantom.pose.PoseScene.plane_offset` / :data:`~pcbm.navigation.moves.STEP`)."""
+    x = features(current, previous, last_move)
     move = best_move(scene, frame.pose, plane, frame.standard_for(plane))
     return x, np.array([MOVES.index(move), *(scene.plane_offset(frame.pose, plane) / STEPS)])
 
@@ -108,9 +115,9 @@ def make_training_set(cfg: FitConfig, plane: str, progress: Callable[[int], None
             if rng.random() < 0.7:  # arrived here by a move: the frame before it is known
                 last = LAST_MOVES[int(rng.integers(len(LAST_MOVES)))]
                 back = last[:-1] + ("-" if last.endswith("+") else "+")
-                prev = features_of(read(cfg, scene.render(apply_move(pose, back, rng, cfg.noise), rng), plane))
+                prev = read_features(cfg, scene.render(apply_move(pose, back, rng, cfg.noise), rng))
             frame = scene.render(pose, rng)
-            x, label = labelled(scene, plane, frame, prev, last, features_of(read(cfg, frame, plane)))
+            x, label = labelled(scene, plane, frame, read_features(cfg, frame), prev, last)
             xs.append(x)
             ys.append(label)
         if progress:
@@ -121,8 +128,6 @@ def make_training_set(cfg: FitConfig, plane: str, progress: Callable[[int], None
 def on_policy_set(cfg: FitConfig, plane: str, policy: Policy, round_: int) -> tuple[np.ndarray, np.ndarray]:
     """The frames ``policy`` visits in closed-loop episodes (hand noise included), each labelled with
     the move it should have made: what the next tree learns from (DAgger)."""
-    from pcbm.navigation.simulate import hint_chooser, run_episode
-
     rng = np.random.default_rng([cfg.seed, POSE_PLANES.index(plane), 21, round_])
     xs, ys = [], []
     seen: dict[str, Prediction] = {}
@@ -136,7 +141,7 @@ def on_policy_set(cfg: FitConfig, plane: str, policy: Policy, round_: int) -> tu
 
         def keep(frame: PoseFrame, standard: bool, prev: object, last: str | None, scene: PoseScene = scene) -> None:
             p = None if prev is None else features_of(prev)
-            x, label = labelled(scene, plane, frame, p, last, features_of(seen["now"]))
+            x, label = labelled(scene, plane, frame, features_of(seen["now"]), p, last)
             xs.append(x)
             ys.append(label)
 
