@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from pcbm.errors import look_up
+from pcbm.errors import InputError, look_up
 from pcbm.navigation import wording
-from pcbm.navigation.features import features, frame_features, present_flag
+from pcbm.navigation.features import FEATURE_NAMES, features, frame_features, present_flag
 from pcbm.navigation.policy import DEFAULT_POLICY, Policy
 
 #: how many of the path's tests the reason names (the ones that removed the most impurity)
@@ -104,6 +104,14 @@ def _frame(prediction: Any) -> np.ndarray:
     return frame_features(getattr(prediction, "properties", None) or {}, getattr(prediction, "masks", None))
 
 
+def _first_difference(names: tuple[str, ...]) -> str:
+    """The first of a policy's feature names that is not this pcbm's (or the first one past them)."""
+    for n, m in zip(names, FEATURE_NAMES, strict=False):
+        if n != m:
+            return n
+    return names[len(FEATURE_NAMES)]
+
+
 def hint(prediction: Any, target: str | None = None, policy: Policy | None = None, previous: Any = None,
          last_move: str | None = None) -> Hint:
     """The next probe move toward ``target`` (None: the nearest standard plane the policy knows).
@@ -117,9 +125,13 @@ def hint(prediction: Any, target: str | None = None, policy: Policy | None = Non
         last_move: the move made since ``previous`` (e.g. the last hint, followed).
 
     Raises:
-        InputError: for a target plane the policy does not know (naming the known ones).
+        InputError: for a target plane the policy does not know (naming the known ones), or a policy
+            fitted on features this pcbm does not compute (features only appended since are fine).
     """
     policy = policy or default_policy()
+    if policy.features != FEATURE_NAMES[: len(policy.features)]:  # fitted on features this pcbm computes otherwise
+        raise InputError(f"navigation policy reads {len(policy.features)} features that are not this pcbm's "
+                         f"(first difference: {_first_difference(policy.features)!r}); refit it with 'pcbm navigation fit'")
     plane = look_up(target, policy.planes, "navigation target plane") if target is not None else nearest_plane(prediction, policy)
     if getattr(prediction, "standard", False) and getattr(prediction, "plane", None) == plane:
         text = wording.STAY_TEMPLATE.format(evidence=f"every criterion of {wording.PLANES.get(plane, plane)} is met",

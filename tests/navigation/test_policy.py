@@ -83,3 +83,18 @@ def test_navigation_imports_no_torch() -> None:
             "assert h.target_plane == 'femur', h\n"
             "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules, 'torch or sklearn imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_policy_fitted_on_other_features_is_refused_and_a_prefix_is_read() -> None:
+    p = Prediction("f", "femur", {"femur": 0.9}, "close_to_standard", False, [], properties={"femur_visible": 1.0})
+    i = FEATURE_NAMES.index("femur_visible")
+    t = Tree([i, -1, -1], [0.5, 0, 0], [1, -1, -1], [2, -1, -1], [[0.0] * 9, [1.0] + [0.0] * 8, [0.0, 0.0, 1.0] + [0.0] * 6],
+             [0.5, 0, 0])
+    shorter = Policy(FEATURE_NAMES[: i + 1], MOVES, {"femur": t})  # features appended since are never tested
+    assert hint(p, "femur", policy=shorter).move == "along-"
+    renamed = Policy(("femur_seen", *FEATURE_NAMES[1:]), MOVES, {"femur": t})
+    with pytest.raises(InputError, match="femur_seen.*refit"):
+        hint(p, "femur", policy=renamed)
+    longer = Policy((*FEATURE_NAMES, "femur_seen_before"), MOVES, {"femur": t})
+    with pytest.raises(InputError, match="femur_seen_before"):
+        hint(p, "femur", policy=longer)
