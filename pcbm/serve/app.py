@@ -206,10 +206,17 @@ def create_app(engine: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.post("/v1/predict", response_model=S.PredictionRecord, dependencies=auth, responses=_ERRORS,
               openapi_extra=_UPLOAD_DOC, tags=["model"])
-    async def predict(request: Request) -> Any:
-        """The plane, its ISUOG status, property concepts and measurements of one image."""
+    async def predict(request: Request,
+                      navigate: bool = Query(False, description="add a 'navigation' field: the next probe move "
+                                                                "toward a standard plane and why (phantom-trained)"),
+                      target: str | None = Query(None, description="with navigate: the plane to steer toward "
+                                                                    "(default: the nearest, the most probable one)")) -> Any:
+        """The plane, its ISUOG status, property concepts and measurements of one image (and, with
+        ``navigate=true``, the next probe move)."""
+        steer = service.navigation_target(navigate, target)  # a bad target fails before the upload is read
+
         def work(up: Upload, form: Any, wanted: Any) -> Any:
-            return service.record_json(service.predict(up, wanted=wanted), up)
+            return service.record_json(service.predict(up, wanted=wanted, navigate=steer), up)
 
         return JSONResponse(await admitted(request, work))
 

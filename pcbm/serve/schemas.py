@@ -29,6 +29,17 @@ class InputInfo(BaseModel):
     notes: list[str] = Field(default_factory=list, description="conversions made while reading (e.g. RGB to gray)")
 
 
+class NavigationOut(BaseModel):
+    """The next probe move toward a standard plane (``pcbm.navigation.hint``; learnt on the probe-pose
+    phantom, untested on real scans)."""
+
+    move: str = Field(description="stay, along±, across±, tilt± or rotate±")
+    target_plane: str
+    reason: str = Field(description="the move and why, in concept words")
+    arrow: str
+    confidence: float
+
+
 class PredictionRecord(BaseModel):
     """The Prediction record (``pcbm predict``'s JSON) with the model's identity and the input read."""
 
@@ -44,6 +55,7 @@ class PredictionRecord(BaseModel):
     missing_criteria: list[str]
     status_reason: str | None = None
     reliability: dict[str, Any] | None = None
+    navigation: NavigationOut | None = Field(None, description="only with navigate=true")
     model: ModelIdentity
     input: InputInfo
 

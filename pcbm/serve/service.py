@@ -176,12 +176,35 @@ class Service:
         self.window.add(time.time(), PLANE_NAMES.index(pred.plane), STATUSES.index(pred.status),
                         drift_row(pred, up.image.shape, up.spacing))
 
-    def predict(self, up: Upload, keep_masks: bool = False, wanted: Wanted = None) -> Any:
+    @staticmethod
+    def navigation_target(navigate: bool, target: str | None) -> tuple[str | None] | None:
+        """``(target or None,)`` when a hint is asked for, else None; a target without ``navigate`` or
+        one the navigation policy does not know is an :class:`InputError` naming the choices."""
+        if target is not None and not navigate:
+            raise InputError("target needs navigate=true")
+        if not navigate:
+            return None
+        if target is not None:
+            from pcbm.errors import look_up
+            from pcbm.navigation import default_policy
+
+            look_up(target, default_policy().planes, "navigation target plane")
+        return (target,)
+
+    def predict(self, up: Upload, keep_masks: bool = False, wanted: Wanted = None,
+                navigate: tuple[str | None] | None = None) -> Any:
+        """The engine's Prediction of an upload; ``navigate`` ((target or None,), see
+        :meth:`navigation_target`) adds its ``navigation`` hint, read from the masks as well."""
+        masks = keep_masks or navigate is not None
         pred = self._run("/v1/report" if keep_masks else "/v1/predict",
-                         lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=keep_masks,
+                         lambda: self.engine.predict(up.image, up.spacing, name="upload", keep_masks=masks,
                                                      refine_head=REFINE_HEAD[self.settings.refine_head]),
                          wanted=wanted)
         self._record(pred, up)
+        if navigate is not None:
+            from pcbm.navigation import hint
+
+            pred.navigation = hint(pred, navigate[0]).to_dict()
         return pred
 
     def record_json(self, pred: Any, up: Upload) -> dict[str, Any]:

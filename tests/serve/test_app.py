@@ -302,3 +302,21 @@ def test_unknown_refine_head_is_refused() -> None:
 
     with pytest.raises(InputError, match="refine-head must be one of always, standard, never"):
         ServeSettings(refine_head="sometimes")
+
+
+def test_predict_adds_the_navigation_hint_only_when_asked(client, phantom_png) -> None:
+    from pcbm.navigation import MOVES
+
+    plain = client.post("/v1/predict", files=upload(phantom_png), headers=AUTH).json()
+    assert "navigation" not in plain
+    r = client.post("/v1/predict?navigate=true&target=femur", files=upload(phantom_png), headers=AUTH)
+    assert r.status_code == 200, r.text
+    nav = r.json()["navigation"]
+    assert nav["target_plane"] == "femur" and nav["move"] in MOVES and "femur" in nav["reason"]
+    assert r.json()["plane_probs"] == plain["plane_probs"]  # the hint adds a field, changes nothing else
+    nearest = client.post("/v1/predict?navigate=true", files=upload(phantom_png), headers=AUTH).json()["navigation"]
+    assert nearest["move"] in MOVES and nearest["target_plane"]
+    for query, needle in (("navigate=true&target=elbow", "elbow"), ("target=femur", "needs navigate")):
+        r = client.post(f"/v1/predict?{query}", files=upload(phantom_png), headers=AUTH)
+        assert r.status_code == 400 and needle in r.json()["error"], r.text
+    assert "navigation" in client.get("/openapi.json").json()["components"]["schemas"]["PredictionRecord"]["properties"]
