@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         pixel_spacing: float = typer.Option(None, "--pixel-spacing", help="mm per pixel of the video (else px)."),
         duration: float = typer.Option(None, "--duration", min=0.1, help="Stop after this many seconds."),
         hang: float = typer.Option(10.0, "--hang-timeout", min=0.5, help="Restart an engine silent this long (s)."),
+        navigate_to: str = typer.Option(None, "--navigate-to", help="Steer the probe-move hints toward this plane "
+                                        "(e.g. femur; default: the nearest, the most probable one)."),
     ) -> None:
         """Run a model on live video: a page at http://HOST:PORT/ with the plane, the status, what is missing
         and the outlines; /healthz for a liveness probe. Ctrl-C ends the session and writes its summary."""
@@ -46,6 +48,11 @@ def register(app: typer.Typer) -> None:
         if record_format not in ("mp4", "lossless"):
             raise InputError(f"--record-format must be mp4 or lossless, got {record_format!r}")
         parse_source(source)
+        if navigate_to is not None:
+            from pcbm.errors import look_up
+            from pcbm.navigation import default_policy
+
+            look_up(navigate_to, default_policy().planes, "--navigate-to plane")
         if model not in ("default",) and not Path(model).exists():
             raise InputError(f"no model at {model}: give a package from pcbm export, a run folder or 'default'")
         root = record if record is not None else session
@@ -56,7 +63,7 @@ def register(app: typer.Typer) -> None:
             k += 1
         live = LiveSession(source, model, folder, record=record is not None, record_format=record_format,
                            record_raw=record_raw, threads=threads, freeze_only=freeze_only, reports=not no_reports,
-                           hang_s=hang, pixel_spacing_mm=pixel_spacing).start()
+                           hang_s=hang, pixel_spacing_mm=pixel_spacing, navigate_to=navigate_to).start()
         server = uvicorn.Server(uvicorn.Config(create_app(live), host=host, port=port, log_level="warning"))
         if duration:
             threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()

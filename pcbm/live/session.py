@@ -393,12 +393,13 @@ class LiveSession:
         freeze_s: identical frames for this long make a frozen screen.
         smooth: results the status is smoothed over.
         pixel_spacing_mm: mm per pixel of the source (the phantom sweep gives its own).
+        navigate_to: the plane the probe-move hints steer toward (None: the nearest, the most probable one).
     """
 
     def __init__(self, source: str, model: str, folder: str | Path, record: bool = False, record_format: str = "mp4",
                  record_raw: bool = False, threads: int | None = None, freeze_only: bool = False, reports: bool = True,
                  hang_s: float = 10.0, freeze_s: float = 0.3, smooth: int = 5, pixel_spacing_mm: float | None = None,
-                 crash_after: int = 0):
+                 crash_after: int = 0, navigate_to: str | None = None):
         from pcbm.runtime import usable_cpus
 
         self.spec = parse_source(source)  # a bad spec fails here, before any process starts
@@ -412,6 +413,12 @@ class LiveSession:
         self.freeze_only, self.reports, self.hang_s = freeze_only, reports, float(hang_s)
         self.freeze_s, self.pixel_spacing_mm, self.crash_after = float(freeze_s), pixel_spacing_mm, int(crash_after)
         self.smooth = smooth
+        self.navigate_to = navigate_to
+        if navigate_to is not None:  # a plane the policy does not know fails here, not in the engine process
+            from pcbm.errors import look_up
+            from pcbm.navigation import default_policy
+
+            look_up(navigate_to, default_policy().planes, "navigation target plane")
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()
         self._threads: list[threading.Thread] = []
@@ -461,7 +468,7 @@ class LiveSession:
         self._heartbeat = self._ctx.Value("d", time.time(), lock=False)
         proc = self._ctx.Process(target=engine_main, name="pcbm-live-engine", daemon=True, args=(
             self.model, self.slot.name, send, self._heartbeat, self.threads, self.freeze_only, self.reports,
-            self.crash_after))
+            self.crash_after, self.navigate_to))
         proc.start()
         send.close()
         self._conn, self.engine_proc, self._engine_started = recv, proc, time.time()

@@ -182,22 +182,22 @@ def outlines(masks: np.ndarray | None, max_points: int = 80) -> dict[str, list[l
     return out
 
 
-def _navigation(pred: Any) -> dict[str, Any] | None:
-    """The probe-move hint toward the nearest standard plane (pcbm.navigation); None if it cannot be made."""
+def _navigation(pred: Any, target: str | None = None) -> dict[str, Any] | None:
+    """The probe-move hint toward ``target`` or the nearest standard plane (pcbm.navigation); None if it cannot be made."""
     if getattr(pred, "navigation", None) is not None:
         return dict(pred.navigation)
     try:
         from pcbm.navigation import hint
 
-        return hint(pred).to_dict()
+        return hint(pred, target).to_dict()
     except Exception:  # noqa: BLE001 - a hint is an extra: never let it stop the results
         return None
 
 
-def result_message(pred: Any, frame: Any, infer_ms: float, skipped: int) -> dict[str, Any]:
-    """What the page gets for one processed frame."""
+def result_message(pred: Any, frame: Any, infer_ms: float, skipped: int, navigate_to: str | None = None) -> dict[str, Any]:
+    """What the page gets for one processed frame (its hint steers toward ``navigate_to``, else the nearest plane)."""
     d = pred.to_dict()
-    nav = _navigation(pred)
+    nav = _navigation(pred, navigate_to)
     if nav is not None:
         d["navigation"] = nav
     return {"type": "result", "navigation": nav, "seq": frame.seq, "captured_at": frame.captured_at, "done_at": time.time(),
@@ -209,8 +209,9 @@ def result_message(pred: Any, frame: Any, infer_ms: float, skipped: int) -> dict
 
 
 def engine_main(model: str, slot_name: str, conn: Any, heartbeat: Any, threads: int, freeze_only: bool,
-                reports: bool, crash_after: int = 0) -> None:
-    """Predict the newest frame, again and again; the full report once per frozen screen.
+                reports: bool, crash_after: int = 0, navigate_to: str | None = None) -> None:
+    """Predict the newest frame, again and again; the full report once per frozen screen; each
+    result's probe-move hint steers toward ``navigate_to`` (None: the nearest plane).
 
     ``crash_after`` (tests) makes the process kill itself after that many frames.
     """
@@ -243,7 +244,7 @@ def engine_main(model: str, slot_name: str, conn: Any, heartbeat: Any, threads: 
         t0 = time.perf_counter()
         pred = predictor.predict(frame.image, frame.pixel_spacing_mm, name)
         infer_ms = (time.perf_counter() - t0) * 1000
-        conn.send(result_message(pred, frame, infer_ms, skipped))
+        conn.send(result_message(pred, frame, infer_ms, skipped, navigate_to))
         n += 1
         if crash_after and n >= crash_after:
             os.kill(os.getpid(), signal.SIGKILL)

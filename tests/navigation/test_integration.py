@@ -40,6 +40,22 @@ def test_live_result_message_carries_the_hint() -> None:
     msg = result_message(_prediction(), frame, 5.0, 0)
     assert msg["navigation"]["target_plane"] == "femur" and msg["navigation"]["reason"]
     assert msg["prediction"]["navigation"] == msg["navigation"]
+    steered = result_message(_prediction(), frame, 5.0, 0, navigate_to="abdomen")  # pcbm live --navigate-to
+    assert steered["navigation"]["target_plane"] == "abdomen" and "abdominal" in steered["navigation"]["reason"]
+
+
+def test_live_refuses_an_unknown_navigation_plane_before_starting(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pcbm.cli import app
+    from pcbm.errors import InputError
+    from pcbm.live.session import LiveSession
+
+    with pytest.raises(InputError, match="femr.*femur"):
+        LiveSession("phantom-sweep", "default", tmp_path / "s", navigate_to="femr")
+    r = CliRunner().invoke(app, ["live", "--navigate-to", "femr", "--session", str(tmp_path / "t"), "--duration", "1"])
+    assert r.exit_code != 0 and "femur" in str(r.exception or r.output)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "t").exists()  # nothing started, nothing written
 
 
 def test_predict_flags_refuse_bad_use(tmp_path) -> None:
