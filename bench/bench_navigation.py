@@ -168,7 +168,8 @@ def markdown(r: dict) -> str:
              f" {r['seconds']:.0f} s.\n\nPolicy: `{r['policy']}`. Closed loop: {r['starts']} starts per plane (style heldout, "
              f"fetuses seed {SEED}, never seen by the fit), success = judged standard for the target within 30 moves; "
              "motor noise 30 % of the step size, 15 % drift per dimension"
-             f"{confirm}.\n",
+             f"{confirm}. Oracle arms render 128 px frames (the fit's size); the model arms and move accuracy "
+             f"{r.get('size', 256)} px.\n",
              "## Closed loop: success within 30 moves (95 % CI) and median moves when successful\n",
              "| plane | " + " | ".join(next(iter(r["closed_loop"].values()))) + " |",
              "|---|" + "---|" * len(next(iter(r["closed_loop"].values())))]
@@ -207,8 +208,11 @@ def main() -> None:
     ap.add_argument("--planes", default="+".join(POSE_PLANES))
     ap.add_argument("--confirm", type=int, default=1,
                     help="model-judged loops stop after this many standard frames in a row, holding the probe between them")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"fetuses and starts ({SEED}: the benchmark's; choose "
+                    "between policies on another, e.g. 7 or 11, never on the benchmark's)")
     ap.add_argument("--out", default="bench/navigation")
     a = ap.parse_args()
+    globals()["SEED"] = a.seed  # every draw below reads it
     t0 = time.time()
     policy = Policy.load(a.policy) if a.policy else __import__("pcbm.navigation", fromlist=["x"]).default_policy()
     engine = None
@@ -219,7 +223,7 @@ def main() -> None:
     planes = a.planes.split("+")
     res = {"date": str(date.today()), "command": " ".join(["bench/bench_navigation.py", *(f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items() if v is not None)]),
            "machine": f"{platform.machine()}, 2-core CPU shared with other jobs", "policy": a.policy or "shipped",
-           "starts": a.starts, "model_starts": a.model_starts, "confirm": a.confirm, "move_accuracy": {}, "closed_loop": {}}
+           "starts": a.starts, "model_starts": a.model_starts, "confirm": a.confirm, "size": a.size, "seed": a.seed, "move_accuracy": {}, "closed_loop": {}}
     for p in planes:
         for style in ("heldout", "default"):
             res["move_accuracy"][f"{p}@{style}"] = move_accuracy(policy, p, style, a.accuracy_n // 2 if style == "default" else a.accuracy_n,
