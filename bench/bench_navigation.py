@@ -236,7 +236,8 @@ def main() -> None:
         print(p, {k: round(v["success"][0], 2) for k, v in loop.items()}, f"{time.time() - t0:.0f}s", flush=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    res["example"] = {"plane": "trans_thalamic", "hints": example(policy, "trans_thalamic", out / "example_episode.png")}
+    shown = "trans_thalamic" if "trans_thalamic" in planes else planes[0]  # the example episode's plane
+    res["example"] = {"plane": shown, "hints": example(policy, shown, out / "example_episode.png")}
     res["seconds"] = time.time() - t0
     write_json(out / "results.json", res)
     (out / "results.md").write_text(markdown(res))
