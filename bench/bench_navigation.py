@@ -192,7 +192,8 @@ def markdown(r: dict) -> str:
         cells = [f"{a[k][0]:.2f} ({a[k][1]:.2f}–{a[k][2]:.2f})" if k in a else "–"
                  for k in ("oracle_best", "oracle_helpful", "model_best", "model_helpful")]
         lines.append(f"| {p} | {style} | {a['n']} | " + " | ".join(cells) + " |")
-    lines += ["\n## One hinted episode toward the trans-thalamic plane (`example_episode.png`)\n"]
+    shown = r.get("example", {}).get("plane", "trans_thalamic").replace("_", "-")
+    lines += [f"\n## One hinted episode toward the {shown} plane (`example_episode.png`)\n"]
     lines += [f"{i + 1}. {h}" for i, h in enumerate(r.get("example", {}).get("hints", []))]
     return "\n".join(lines) + "\n"
 
