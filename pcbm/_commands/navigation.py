@@ -34,12 +34,18 @@ def register(app: typer.Typer) -> None:
                                                              "(pcbm export), as a deployed hint does, instead of "
                                                              "their ground truth; try --size 256 and fewer scenes: "
                                                              "every frame is a prediction."),
+        candidates: int = typer.Option(None, "--candidates", min=1, show_default="1",
+                                        help="Fits per plane (seeds --seed, --seed + 1, ...); the one whose hints "
+                                             "reach the plane most often on validation fetuses is kept."),
+        validation_episodes: int = typer.Option(None, "--validation-episodes", min=1, show_default="200",
+                                                 help="Closed loops that choose among the candidates."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
         """Render probe poses around each standard plane, label each frame with its pose offset, and fit
         a regression tree per plane and pose dimension (scikit-learn at fit time only), then add the
-        frames its own hints visit (DAgger). The defaults rebuild the shipped policy, whose femur trees
-        come from --seed 1 (about 13 min with --jobs 2 on 2 cores)."""
+        frames its own hints visit (DAgger). Fits differ by chance: --candidates N keeps the best of N
+        per plane on validation fetuses. The defaults rebuild the shipped policy, whose femur trees are
+        what --planes femur --candidates 3 keeps (seed 1) (about 13 min with --jobs 2 on 2 cores)."""
         from rich.progress import Progress
 
         from pcbm._io import check_output_file
@@ -53,7 +59,8 @@ def register(app: typer.Typer) -> None:
             Engine(package, threads=1)  # a wrong path fails here, with its reason, before any frame is drawn
         chosen = tuple(planes.split("+")) if planes else POSE_PLANES
         given = {"scenes": scenes, "poses": poses, "episodes": episodes, "rounds": rounds, "size": size,
-                 "max_depth": max_depth, "min_samples_leaf": min_samples_leaf}
+                 "max_depth": max_depth, "min_samples_leaf": min_samples_leaf, "candidates": candidates,
+                 "validation_episodes": validation_episodes}
         cfg = FitConfig(planes=chosen, seed=seed, package=None if package is None else str(package),
                         **{k: v for k, v in given.items() if v is not None})
         with Progress(transient=True) as bar:

@@ -53,6 +53,9 @@ class FitConfig:
     seed: int = 0
     package: str | None = None  # read the frames with this exported model package (what a deployed hint
     # reads) instead of their ground truth; the labels and the end of an episode stay ground truth
+    candidates: int = 1  # fits per plane, with seeds seed, seed + 1, ...; the one whose hints succeed most
+    # often in closed loops on validation fetuses (training styles, never the fit's) is kept
+    validation_episodes: int = 200  # closed-loop episodes that choose among the candidates
 
     def __post_init__(self) -> None:
         for p in self.planes:
@@ -62,6 +65,9 @@ class FitConfig:
             raise InputError(f"unknown policy kind {self.kind!r}; choose dims, offset or moves")
         if self.scenes < 1 or self.poses < 1 or self.size < 48 or self.max_depth < 1:
             raise InputError(f"fit needs scenes, poses >= 1, size >= 48 and max_depth >= 1, got {self}")
+        if self.candidates < 1 or self.validation_episodes < 1:
+            raise InputError(f"fit needs candidates and validation_episodes >= 1, got {self.candidates} and "
+                             f"{self.validation_episodes}")
 
 
 def truth_features(frame: PoseFrame) -> np.ndarray:
@@ -215,28 +221,70 @@ def _fit_plane(cfg: FitConfig, plane: str, progress: Callable[[int], None] | Non
     return mine, {MOVES[i]: int((y[:, 0] == i).sum()) for i in range(len(MOVES))}
 
 
-def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | None = None, jobs: int = 1) -> Policy:
-    """Render the training frames and fit one tree per plane, then ``cfg.rounds`` on-policy rounds.
+def validate(cfg: FitConfig, plane: str, trees: dict[str, Tree]) -> float:
+    """The share of ``cfg.validation_episodes`` closed loops toward ``plane`` that ``trees``' hints end
+    on a standard frame within 30 moves: validation fetuses under the training styles (drawn from
+    ``cfg.seed`` on a stream of their own, never a fit's frames), read and judged as in the fit."""
+    rng = np.random.default_rng([cfg.seed, POSE_PLANES.index(plane), 22])
+    policy, wins = Policy(FEATURE_NAMES, MOVES, trees), 0
 
-    ``jobs`` > 1 fits that many planes at once in worker processes (each plane's frames come from its
-    own seed, so the policy is the same); ``progress`` then hears of whole planes (``cfg.scenes *
-    cfg.poses`` frames each) as they finish."""
-    trees, counts = {}, {}
-    if jobs > 1 and len(cfg.planes) > 1:
+    def observe(frame: PoseFrame) -> tuple[bool, Prediction]:
+        return frame.standard_for(plane), read(cfg, frame, plane)
+
+    for k in range(cfg.validation_episodes):  # the same fetuses, starts and hand for every candidate
+        scene = PoseScene.sample(rng, style=cfg.styles[k % len(cfg.styles)], size=cfg.size)
+        hand = np.random.default_rng([cfg.seed, POSE_PLANES.index(plane), 23, k])
+        wins += run_episode(scene, plane, random_pose(scene, plane, rng), observe, hint_chooser(plane, policy),
+                            hand, noise=cfg.noise).success
+    return wins / cfg.validation_episodes
+
+
+def _candidate(cfg: FitConfig, plane: str, k: int) -> tuple[dict[str, Tree], dict[str, int], float | None]:
+    """Candidate ``k`` of a plane (fit seed ``cfg.seed + k``): its trees, label counts and, when there
+    are several candidates, its validation success."""
+    trees, counts = _fit_plane(replace(cfg, seed=cfg.seed + k), plane)
+    return trees, counts, validate(cfg, plane, trees) if cfg.candidates > 1 else None
+
+
+def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | None = None, jobs: int = 1) -> Policy:
+    """Render the training frames and fit one tree per plane, then ``cfg.rounds`` on-policy rounds;
+    with ``cfg.candidates`` > 1, that many fits per plane (seeds ``cfg.seed``, ``cfg.seed + 1``, ...)
+    and the one :func:`validate` rates best is kept (the first of a tie; the choice is in ``meta``).
+
+    ``jobs`` > 1 fits that many planes (and candidates) at once in worker processes (each fit's frames
+    come from its own seed, so the policy is the same); ``progress`` hears of whole fits
+    (``cfg.scenes * cfg.poses`` frames each) as they finish."""
+    work = [(plane, k) for plane in cfg.planes for k in range(cfg.candidates)]
+    done: dict[tuple[str, int], tuple[dict[str, Tree], dict[str, int], float | None]] = {}
+    if jobs > 1 and len(work) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(jobs, len(cfg.planes))) as pool:
-            futures = {plane: pool.submit(_fit_plane, cfg, plane) for plane in cfg.planes}
-            for plane, fut in futures.items():
-                trees_p, counts[plane] = fut.result()
-                trees.update(trees_p)
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+            futures = {w: pool.submit(_candidate, cfg, *w) for w in work}
+            for w, fut in futures.items():
+                done[w] = fut.result()
                 if progress:
                     progress(cfg.scenes * cfg.poses)
-    else:
+    elif cfg.candidates == 1:  # frame by frame progress
         for plane in cfg.planes:
-            trees_p, counts[plane] = _fit_plane(cfg, plane, progress)
-            trees.update(trees_p)
+            trees_p, counts_p = _fit_plane(cfg, plane, progress)
+            done[plane, 0] = trees_p, counts_p, None
+    else:
+        for w in work:
+            done[w] = _candidate(cfg, *w)
+            if progress:
+                progress(cfg.scenes * cfg.poses)
+    trees, counts, selection = {}, {}, {}
+    for plane in cfg.planes:
+        scores = [done[plane, k][2] for k in range(cfg.candidates)]
+        best = 0 if cfg.candidates == 1 else int(np.argmax(scores))
+        trees.update(done[plane, best][0])
+        counts[plane] = done[plane, best][1]
+        if cfg.candidates > 1:
+            selection[plane] = {"seeds": [cfg.seed + k for k in range(cfg.candidates)],
+                                "validation_success": scores, "chosen_seed": cfg.seed + best}
     meta = {"fit": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+            **({"selection": selection} if selection else {}),
             "label_counts": counts,
             "features_from": "ground-truth masks and properties of the probe-pose phantom" if cfg.package is None
             else f"the predictions of model package {cfg.package} on the probe-pose phantom"}

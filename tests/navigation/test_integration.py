@@ -161,5 +161,6 @@ def test_navigation_fit_help_shows_the_fit_defaults() -> None:
     assert r.exit_code == 0, r.output
     shown = dict(re.findall(r"--([a-z-]+)\s.*?\[default: \(?(\d+)\)?\]", r.output))
     cfg = FitConfig()
-    for flag in ("scenes", "poses", "episodes", "rounds", "size", "max-depth", "min-samples-leaf"):
+    for flag in ("scenes", "poses", "episodes", "rounds", "size", "max-depth", "min-samples-leaf", "candidates",
+                 "validation-episodes"):
         assert int(shown[flag]) == getattr(cfg, flag.replace("-", "_")), flag

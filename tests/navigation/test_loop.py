@@ -88,3 +88,24 @@ def test_a_tiny_fit_gives_a_usable_policy() -> None:
     x = np.zeros(len(pol.features))
     move, strength, path, key = pol.decide("femur", x)
     assert move in MOVES[1:] and strength >= 0 and path[0] == 0 and key.startswith("femur/" + move[:-1])
+
+
+def test_candidates_keep_the_fit_that_validates_best() -> None:
+    from dataclasses import replace
+
+    from pcbm.errors import InputError
+    from pcbm.navigation.fit import validate
+
+    cfg = FitConfig(planes=("abdomen",), scenes=3, poses=8, size=64, rounds=1, episodes=2, max_depth=4,
+                    min_samples_leaf=1, seed=4, candidates=3, validation_episodes=8)
+    pol = fit_policy(cfg)
+    sel = pol.meta["selection"]["abdomen"]
+    assert sel["seeds"] == [4, 5, 6] and all(0 <= v <= 1 for v in sel["validation_success"])
+    assert sel["chosen_seed"] == 4 + int(np.argmax(sel["validation_success"]))
+    assert len(set(sel["validation_success"])) > 1  # the fits do differ by chance (here the last one wins)
+    alone = fit_policy(replace(cfg, seed=sel["chosen_seed"], candidates=1))  # the kept trees are that seed's fit
+    assert pol.trees == alone.trees and "selection" not in alone.meta
+    # every candidate meets the same fetuses, starts and hand: a score depends on the trees alone
+    assert validate(cfg, "abdomen", alone.trees) == max(sel["validation_success"])
+    with pytest.raises(InputError, match="candidates"):
+        FitConfig(candidates=0)
