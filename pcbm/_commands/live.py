@@ -48,11 +48,6 @@ def register(app: typer.Typer) -> None:
         if record_format not in ("mp4", "lossless"):
             raise InputError(f"--record-format must be mp4 or lossless, got {record_format!r}")
         parse_source(source)
-        if navigate_to is not None:
-            from pcbm.errors import look_up
-            from pcbm.navigation import default_policy
-
-            look_up(navigate_to, default_policy().planes, "--navigate-to plane")
         if model not in ("default",) and not Path(model).exists():
             raise InputError(f"no model at {model}: give a package from pcbm export, a run folder or 'default'")
         root = record if record is not None else session

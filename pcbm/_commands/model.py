@@ -86,12 +86,10 @@ def register(app: typer.Typer) -> None:
             pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
         if target is not None and not navigate:
             raise InputError("--target needs --navigate")
-        if navigate:
-            from pcbm.errors import look_up
-            from pcbm.navigation import default_policy
+        if navigate and target is not None:
+            from pcbm.navigation import known_target
 
-            if target is not None:
-                look_up(target, default_policy().planes, "--target plane")
+            known_target(target, "--target plane")
         torch.set_num_threads(threads)
         inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
         model = load_predictor(run, threads)

@@ -415,10 +415,9 @@ class LiveSession:
         self.smooth = smooth
         self.navigate_to = navigate_to
         if navigate_to is not None:  # a plane the policy does not know fails here, not in the engine process
-            from pcbm.errors import look_up
-            from pcbm.navigation import default_policy
+            from pcbm.navigation import known_target
 
-            look_up(navigate_to, default_policy().planes, "navigation target plane")
+            known_target(navigate_to, "--navigate-to plane")
         self._ctx = mp.get_context("spawn")
         self._stop = self._ctx.Event()
         self._threads: list[threading.Thread] = []

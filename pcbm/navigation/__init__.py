@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from pcbm.navigation.hint import Hint, default_policy, hint, nearest_plane
+from pcbm.navigation.hint import Hint, default_policy, hint, known_target, nearest_plane
 from pcbm.navigation.policy import DEFAULT_POLICY, MOVES, Policy, Tree
 
-__all__ = ["DEFAULT_POLICY", "MOVES", "Hint", "Policy", "Tree", "default_policy", "hint", "nearest_plane"]
+__all__ = ["DEFAULT_POLICY", "MOVES", "Hint", "Policy", "Tree", "default_policy", "hint", "known_target", "nearest_plane"]

@@ -239,10 +239,11 @@ def validate(cfg: FitConfig, plane: str, trees: dict[str, Tree]) -> float:
     return wins / cfg.validation_episodes
 
 
-def _candidate(cfg: FitConfig, plane: str, k: int) -> tuple[dict[str, Tree], dict[str, int], float | None]:
+def _candidate(cfg: FitConfig, plane: str, k: int, progress: Callable[[int], None] | None = None
+               ) -> tuple[dict[str, Tree], dict[str, int], float | None]:
     """Candidate ``k`` of a plane (fit seed ``cfg.seed + k``): its trees, label counts and, when there
     are several candidates, its validation success."""
-    trees, counts = _fit_plane(replace(cfg, seed=cfg.seed + k), plane)
+    trees, counts = _fit_plane(replace(cfg, seed=cfg.seed + k), plane, progress)
     return trees, counts, validate(cfg, plane, trees) if cfg.candidates > 1 else None
 
 
@@ -252,8 +253,8 @@ def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | N
     and the one :func:`validate` rates best is kept (the first of a tie; the choice is in ``meta``).
 
     ``jobs`` > 1 fits that many planes (and candidates) at once in worker processes (each fit's frames
-    come from its own seed, so the policy is the same); ``progress`` hears of whole fits
-    (``cfg.scenes * cfg.poses`` frames each) as they finish."""
+    come from its own seed, so the policy is the same); ``progress`` then hears of whole fits
+    (``cfg.scenes * cfg.poses`` frames each) as they finish, else of the training frames as they are drawn."""
     work = [(plane, k) for plane in cfg.planes for k in range(cfg.candidates)]
     done: dict[tuple[str, int], tuple[dict[str, Tree], dict[str, int], float | None]] = {}
     if jobs > 1 and len(work) > 1:
@@ -265,15 +266,9 @@ def fit_policy(cfg: FitConfig = FitConfig(), progress: Callable[[int], None] | N
                 done[w] = fut.result()
                 if progress:
                     progress(cfg.scenes * cfg.poses)
-    elif cfg.candidates == 1:  # frame by frame progress
-        for plane in cfg.planes:
-            trees_p, counts_p = _fit_plane(cfg, plane, progress)
-            done[plane, 0] = trees_p, counts_p, None
     else:
         for w in work:
-            done[w] = _candidate(cfg, *w)
-            if progress:
-                progress(cfg.scenes * cfg.poses)
+            done[w] = _candidate(cfg, *w, progress=progress)  # progress frame by frame
     trees, counts, selection = {}, {}, {}
     for plane in cfg.planes:
         scores = [done[plane, k][2] for k in range(cfg.candidates)]

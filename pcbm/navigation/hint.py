@@ -69,6 +69,15 @@ def default_policy() -> Policy:
     return _load(str(DEFAULT_POLICY))
 
 
+def known_target(target: str, what: str = "navigation target plane", policy: Policy | None = None) -> str:
+    """``target`` if ``policy`` (default: the shipped one) can steer toward it.
+
+    Raises:
+        InputError: naming the planes it knows (and the closest one).
+    """
+    return look_up(target, (policy or default_policy()).planes, what)
+
+
 def nearest_plane(prediction: Any, policy: Policy) -> str:
     """The plane the frame is closest to, among those the policy knows: the most probable one."""
     probs = dict(getattr(prediction, "plane_probs", {}) or {})
@@ -132,7 +141,7 @@ def hint(prediction: Any, target: str | None = None, policy: Policy | None = Non
     if policy.features != FEATURE_NAMES[: len(policy.features)]:  # fitted on features this pcbm computes otherwise
         raise InputError(f"navigation policy reads {len(policy.features)} features that are not this pcbm's "
                          f"(first difference: {_first_difference(policy.features)!r}); refit it with 'pcbm navigation fit'")
-    plane = look_up(target, policy.planes, "navigation target plane") if target is not None else nearest_plane(prediction, policy)
+    plane = known_target(target, policy=policy) if target is not None else nearest_plane(prediction, policy)
     if getattr(prediction, "standard", False) and getattr(prediction, "plane", None) == plane:
         text = wording.STAY_TEMPLATE.format(evidence=f"every criterion of {wording.PLANES.get(plane, plane)} is met",
                                             move=wording.MOVES["stay"]["text"], plane=wording.PLANES.get(plane, plane))

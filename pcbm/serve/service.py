@@ -185,10 +185,9 @@ class Service:
         if not navigate:
             return None
         if target is not None:
-            from pcbm.errors import look_up
-            from pcbm.navigation import default_policy
+            from pcbm.navigation import known_target
 
-            look_up(target, default_policy().planes, "navigation target plane")
+            known_target(target)
         return (target,)
 
     def predict(self, up: Upload, keep_masks: bool = False, wanted: Wanted = None,
