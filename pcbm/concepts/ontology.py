@@ -316,6 +316,83 @@ PLANES: tuple[Plane, ...] = (
 )
 PLANE_NAMES: tuple[str, ...] = tuple(p.name for p in PLANES)
 
+
+@dataclass(frozen=True)
+class Implication:
+    """What an image-level plane label says about its structures, declared for real images that carry
+    a plane (or plane-group) label but no masks: ``present`` structures are in the frame (a sonographer
+    who labels a frame "femur" sees a femur), ``absent`` ones are not (no abdomen in a brain plane).
+    Nothing else is implied: a structure in neither list stays unlabelled."""
+
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+
+
+_HEAD_STRUCTURES = ("head", "falx", "csp", "thalamus", "cerebellum", "lateral_ventricle")
+# Deliberately conservative: the maternal bladder can be in view of any transabdominal frame, a fetal head
+# beside a cervix, an abdomen's edge beside a femur, so those are left unlabelled.
+IMPLIED_BY_GROUP: dict[str, Implication] = {
+    "head": Implication(("head",), ("abdomen", "stomach", "umbilical_vein", "kidney", "femur", "heart", "cervix")),
+    "abdomen": Implication(("abdomen",), (*_HEAD_STRUCTURES, "femur", "heart", "cervix")),
+    "femur": Implication(("femur",), (*_HEAD_STRUCTURES, "heart", "cervix")),
+    "thorax": Implication(("heart",), (*_HEAD_STRUCTURES, "stomach", "kidney", "femur", "cervix")),
+    "cervix": Implication(("cervix",), ("falx", "csp", "thalamus", "cerebellum", "lateral_ventricle", "abdomen",
+                                        "stomach", "umbilical_vein", "kidney", "femur", "heart")),
+    "other": Implication(),
+}
+
+
+def plane_group(plane: str | None = None, group: str | None = None) -> str | None:
+    """The plane group a (plane, group) label names: the plane's own group, else ``group``; None if neither.
+
+    Example:
+        >>> plane_group("trans_cerebellar"), plane_group(None, "head"), plane_group(None, None)
+        ('head', 'head', None)
+    """
+    if plane is not None:
+        return get_plane(plane).group
+    if group is not None and group not in IMPLIED_BY_GROUP:
+        raise unknown_name(group, IMPLIED_BY_GROUP, "plane group")
+    return group
+
+
+def planes_of_group(group: str) -> tuple[str, ...]:
+    """The planes of a plane group, in class order (the head group is TT, TV, TC).
+
+    Example:
+        >>> planes_of_group("head")
+        ('trans_thalamic', 'trans_ventricular', 'trans_cerebellar')
+    """
+    out = tuple(p.name for p in PLANES if p.group == group)
+    if not out:
+        raise unknown_name(group, sorted({p.group for p in PLANES}), "plane group")
+    return out
+
+
+def implied_concepts(plane: str | None = None, group: str | None = None) -> Implication:
+    """The structures a plane (or plane-group) label implies present and absent (:data:`IMPLIED_BY_GROUP`).
+
+    Example:
+        >>> implied_concepts("femur").present, "heart" in implied_concepts(None, "head").absent
+        (('femur',), True)
+    """
+    g = plane_group(plane, group)
+    return IMPLIED_BY_GROUP.get(g, Implication()) if g else Implication()
+
+
+def implied_properties(plane: str | None = None, group: str | None = None) -> dict[str, float]:
+    """Binary property labels a plane label implies: a "<structure> visible" property of every implied
+    structure, 1 if present and 0 if absent.
+
+    Example:
+        >>> implied_properties("femur")["femur_visible"], implied_properties("femur")["heart_visible"]
+        (1.0, 0.0)
+    """
+    imp = implied_concepts(plane, group)
+    value = {**{v: 0.0 for v in imp.absent}, **{v: 1.0 for v in imp.present}}
+    return {c.name: value[c.derived_from[0]] for c in PROPERTY_CONCEPTS
+            if c.rule == VISIBLE and len(c.derived_from) == 1 and c.derived_from[0] in value}
+
 _BY_NAME: dict[str, VisualConcept | PropertyConcept] = {
     **{c.name: c for c in VISUAL_CONCEPTS},
     **{c.name: c for c in PROPERTY_CONCEPTS},

@@ -1,14 +1,17 @@
 """The African fetal planes set (Sendra-Balcells et al., 2023, Zenodo 7540448): five centres, four planes.
 
-Layout assumed (``african:PATH``; the public release, checked against a third-party loader, not
-against the files themselves): ``African_planes_database.csv`` (comma-separated; a ``;``-separated
-file is read too) with columns ``Filename, Plane, Brain_plane, Patient_num, Center, Train`` and the
-images at ``<Center>/<Filename>.png``. ``Brain_plane`` may be absent.
+Layout (``african:PATH``, checked against the shared copy of the release): ``African_planes_database.csv``
+(comma-separated; a ``;``-separated file is read too) with columns ``Patient_num, Plane, Train, Center,
+Image_name`` and the images at ``<Center>/<Image_name>.png``. Copies that name the image column
+``Filename`` (an older third-party layout) are read too, and an optional ``Brain_plane`` column gives a
+brain image its sub-plane; the real release has none.
 
 * **Subjects** are keyed by centre *and* patient (``Malawi:12``): patient numbers restart in every
   country, so ``Patient_num`` alone would merge different women.
 * **Byte-identical images** (same SHA-256) are listed once: the first row is kept, later ones are
   dropped and reported in ``ds.duplicates`` (``(kept, dropped, same_label)`` file names).
+* **Splits** (``?split=val&val_fraction=0.3``) are by subject and stratified by centre: every centre
+  gives the same share of its women to the held-out side.
 * **Train flag**: ``Train`` = 1 marks the authors' training rows and 0 their test rows, as in
   FETAL_PLANES_DB by the same group (``1``/``0``, ``True``/``False`` and ``1.0``/``0.0`` all read). The
   option ``train=1`` keeps the training rows, ``train=0`` the test rows.
@@ -38,7 +41,8 @@ from pcbm.data.tables import CsvError, Problems, header_columns, new_file_name, 
 from pcbm.errors import InputError
 
 CSV_NAME = "African_planes_database.csv"
-REQUIRED_COLUMNS = ("Filename", "Plane", "Patient_num", "Center")
+REQUIRED_COLUMNS = ("Image_name", "Plane", "Patient_num", "Center")
+IMAGE_COLUMNS = ("Image_name", "Filename")  # the release's name for the image column, and an older copy's
 TRAIN_VALUES = {"1": "1", "0": "0", "1.0": "1", "0.0": "0", "true": "1", "false": "0", "": ""}
 
 
@@ -109,10 +113,12 @@ class AfricanPlanesDataset(EntriesDataset):
         except CsvError as e:
             log.fatal(e.where, e.detail, spec)
             return []
-        col = header_columns(table, path, REQUIRED_COLUMNS, log, spec)
+        header = table[0][1]
+        image_col = next((c for c in IMAGE_COLUMNS if c in header), IMAGE_COLUMNS[0])
+        required = (image_col, *REQUIRED_COLUMNS[1:])
+        col = header_columns(table, path, required, log, spec)
         if col is None:
             return []
-        header = table[0][1]
         out: list[AfricanEntry] = []
         seen: dict[str, int] = {}
         for line, values in table[1:]:
@@ -122,11 +128,12 @@ class AfricanPlanesDataset(EntriesDataset):
                 continue
             v = {h: values[i] for h, i in col.items()}
             centre, patient = v["Center"], v["Patient_num"]
-            name = v["Filename"] if Path(v["Filename"]).suffix.lower() == ".png" else f"{v['Filename']}.png"
+            stem = v[image_col]
+            name = stem if Path(stem).suffix.lower() == ".png" else f"{stem}.png"
             if not centre or not patient:
                 log.add(at, "empty 'Center' or 'Patient_num' cell (subjects are keyed by both)")
                 continue
-            if not new_file_name(f"{centre}/{name}".replace("/", "_"), "'Filename'", seen, line, log, at):
+            if not new_file_name(f"{centre}/{name}".replace("/", "_"), f"'{image_col}'", seen, line, log, at):
                 continue
             plane, group = map_african_plane(v["Plane"], v.get("Brain_plane", ""))
             if group is None:
@@ -153,6 +160,10 @@ class AfricanPlanesDataset(EntriesDataset):
     def item_name(self, index: int) -> str:
         e = self.entries[index]
         return f"{e.centre}_{e.image.stem}"
+
+    def stratum_of(self, index: int) -> str | None:
+        """Splits are stratified by centre (each subject has one image of every plane)."""
+        return self.entries[index].centre
 
 
 def _read_either(path: Path) -> list[tuple[int, list[str]]]:

@@ -43,6 +43,11 @@ class SampleDataset(Sequence[Sample]):
         """A short, cheap name of sample ``index`` for reports and JSON (default ``<name>_<index>``)."""
         return f"{self.name}_{index:05d}"
 
+    def stratum_of(self, index: int) -> str | None:
+        """The stratum sample ``index`` belongs to for splits (a plane, a centre), or None (default): a
+        dataset that names strata is split stratified, each stratum's subjects in the same proportion."""
+        return None
+
     def split_indices(self, split: str, val_fraction: float = 0.2, seed: int = 0) -> list[int]:
         """Indices of a subject-level split.
 
@@ -61,7 +66,15 @@ class SampleDataset(Sequence[Sample]):
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         want_val = split == "val"
-        return [i for i in range(len(self)) if _is_val(self.subject_of(i), val_fraction, seed) == want_val]
+        subjects = [self.subject_of(i) for i in range(len(self))]
+        strata: dict[str, str | None] = {}
+        for i, subject in enumerate(subjects):
+            strata.setdefault(subject, self.stratum_of(i))  # a subject's stratum is its first image's
+        if all(v is None for v in strata.values()):
+            val = {s for s in strata if _is_val(s, val_fraction, seed)}
+        else:
+            val = _stratified_val(strata, val_fraction, seed)
+        return [i for i, subject in enumerate(subjects) if (subject in val) == want_val]
 
 
 class EntriesDataset(SampleDataset):
@@ -90,9 +103,34 @@ class EntriesDataset(SampleDataset):
         return self.entries[index]
 
 
-def _is_val(subject: str, fraction: float, seed: int) -> bool:
+def _hash01(subject: str, seed: int) -> float:
     h = hashlib.sha256(f"{seed}:{subject}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def _is_val(subject: str, fraction: float, seed: int) -> bool:
+    return _hash01(subject, seed) < fraction
+
+
+def _stratified_val(strata: dict[str, str | None], fraction: float, seed: int) -> set[str]:
+    """Validation subjects: in every stratum, ``round(fraction * n)`` of its n subjects (at least one where
+    it has two or more), the first by a hash of (seed, subject) — order-free and repeatable.
+
+    Example:
+        >>> strata = {f"s{i}": "a" if i < 8 else "b" for i in range(12)}
+        >>> val = _stratified_val(strata, 0.25, 0)
+        >>> sum(strata[s] == "a" for s in val), sum(strata[s] == "b" for s in val)
+        (2, 1)
+    """
+    by: dict[str | None, list[str]] = {}
+    for subject, stratum in strata.items():
+        by.setdefault(stratum, []).append(subject)
+    val: set[str] = set()
+    for members in by.values():
+        n = len(members)
+        k = max(1, round(fraction * n)) if n >= 2 else 0
+        val.update(sorted(members, key=lambda s: _hash01(s, seed))[:k])
+    return val
 
 
 class Subset(SampleDataset):
@@ -113,6 +151,9 @@ class Subset(SampleDataset):
 
     def item_name(self, index: int) -> str:
         return self.base.item_name(self.indices[index])
+
+    def stratum_of(self, index: int) -> str | None:
+        return self.base.stratum_of(self.indices[index])
 
 
 @dataclass(frozen=True)

@@ -179,13 +179,17 @@ def _dataset_problems(ds: SampleDataset) -> list[Problem]:
             if n > 1:
                 names = ", ".join(r["image"] for r in base.rows if Path(r["image"]).stem == stem)
                 out.append(Problem("error", str(base.labels_path), f"{n} images share the id {stem!r} ({names})"))
+    for kept, dropped, same in getattr(base, "duplicates", []):
+        out.append(Problem("warning" if same else "error", dropped,
+                           f"byte-identical to {kept}{'' if same else ' with another label'}; listed once"))
     return out
 
 
 def _check_sample(s: Sample, where: str, report: CheckReport) -> None:
     for note in s.meta.get("notes", []):
         report.problems.append(Problem("warning", where, note))
-    report.planes[s.plane or "(unlabelled)"] += 1
+    group = s.meta.get("plane_group") if s.plane is None else None
+    report.planes[s.plane or (f"{group} (group only)" if group else "(unlabelled)")] += 1
     report.standard[{True: "standard", False: "not standard", None: "(unlabelled)"}[s.standard]] += 1
     report.with_spacing += s.pixel_spacing_mm is not None
     for name, m in s.masks.items():

@@ -7,7 +7,12 @@ Layout (``fetal_planes_db:PATH``): ``FETAL_PLANES_DB_data.csv`` (``;``-separated
 Planes map onto ours: "Fetal brain" with Brain_plane Trans-thalamic / Trans-ventricular /
 Trans-cerebellum onto the three head planes (any other brain plane onto ``other``), "Fetal abdomen"
 -> abdomen, "Fetal femur" -> femur, "Fetal thorax" -> thorax, "Maternal cervix" -> cervix,
-"Other" -> other. Subject = ``Patient_num``, so splits never separate a patient's images.
+"Other" -> other. Subject = ``Patient_num``, so splits never separate a patient's images; splits are
+stratified by plane group (each group gives the same share of its patients to the held-out side).
+
+The file names encode the class too (``PatientNNNNN_PlaneK_i_of_n``: K = 1 Other, 2 Fetal abdomen,
+3 Fetal brain, 4 Maternal cervix, 5 Fetal femur, 6 Fetal thorax); the loader reads the class from the
+CSV only.
 
 Options (``fetal_planes_db:PATH?machine=Voluson E6&train=1``):
     machine: keep only images of this ``US_Machine`` (case-insensitive), for cross-scanner tests.
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pcbm.concepts import get_plane
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.io import read_image
 from pcbm.data.sample import Sample
@@ -169,6 +175,12 @@ class FetalPlanesDBDataset(EntriesDataset):
             meta["notes"] = [f"{e.image.name}: {n}" for n in notes]
         return Sample(image=image, plane=e.plane, id=e.image.stem, subject=e.subject,
                       source="fetal_planes_db", meta=meta)
+
+
+    def stratum_of(self, index: int) -> str | None:
+        """Splits are stratified by plane group (a patient counts in the group of their first image)."""
+        plane = self.entries[index].plane
+        return "unlabelled" if plane is None else get_plane(plane).group
 
 
 @register_dataset("fetal_planes_db")

@@ -33,7 +33,7 @@ FINETUNE_LR = DEFAULT_LR / 10  # peak learning rate with --init and no --lr (wit
 # BatchNorm statistics kept to 1.2 mm (24 validation images, 2-core CPU)
 PRECISIONS = ("auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-LOSS_TERMS = ("segmentation", "properties", "plane", "standard")
+LOSS_TERMS = ("segmentation", "presence", "properties", "plane", "standard")
 
 
 def setting(default: Any = None, help: str | None = None, flags: str | None = None,

@@ -9,6 +9,12 @@ skip what a sample lacks:
                     (``Sample.mask_boxes``), not its mask; mask_labelled is False there
     properties      (B, P) float: binary 0/1, continuous normalised by the long side; prop_labelled (B, P)
     plane           (B,) long, -1 when unlabelled
+    plane_set       (B, K) bool: the planes the label allows (one for a plane label; TT, TV and TC for
+                    a head-group label such as the African set's brain images); all False when unlabelled
+    presence        (B, V) bool: structures the plane label implies present (``implied_concepts``) whose
+                    mask is not labelled: an image-level (multiple-instance) target. Structures it
+                    implies *absent* become labelled all-black masks, and both set the "<structure>
+                    visible" property labels the dataset left out
     standard        (B,) long, -1 when unlabelled
     pixel_spacing   (B,) float, NaN when unknown;   long_side (B,) float (original pixels)
     hc_mm           (B,) float, NaN when unknown
@@ -31,7 +37,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES
+from pcbm.concepts import (
+    PLANE_NAMES,
+    PROPERTY_CONCEPT_NAMES,
+    PROPERTY_CONCEPTS,
+    VISUAL_CONCEPT_NAMES,
+    implied_concepts,
+    implied_properties,
+    plane_group,
+    planes_of_group,
+)
 from pcbm.data import Sample, SampleDataset
 from pcbm.data.preprocess import letterbox, letterbox_mask
 
@@ -66,6 +81,36 @@ def complete_properties(sample: Sample) -> dict[str, float | None]:
     return props
 
 
+def sample_group(sample: Sample) -> str | None:
+    """The plane group a sample is labelled with: its plane's, else ``meta["plane_group"]`` (a brain image
+    without a sub-plane); None when neither."""
+    group = sample.meta.get("plane_group") if sample.plane is None else None
+    return plane_group(sample.plane if sample.plane in PLANE_NAMES else None, group)
+
+
+def plane_set(sample: Sample) -> np.ndarray:
+    """(K,) bool: the planes the sample's label allows; all False when it has none (see the module docstring)."""
+    out = np.zeros(len(PLANE_NAMES), bool)
+    if sample.plane in PLANE_NAMES:
+        out[PLANE_NAMES.index(sample.plane)] = True
+    elif (group := sample_group(sample)) is not None:
+        out[[PLANE_NAMES.index(p) for p in planes_of_group(group)]] = True
+    return out
+
+
+def implied_labels(sample: Sample) -> tuple[list[str], list[str], dict[str, float]]:
+    """(structures implied present, implied absent, "<structure> visible" labels) for the structures the
+    sample labels neither by mask nor by box; empty without a plane label."""
+    group = sample_group(sample)
+    if group is None:
+        return [], [], {}
+    imp = implied_concepts(None, group)
+    known = set(sample.masks) | set(sample.mask_boxes)
+    present = [v for v in imp.present if v not in known]
+    absent = [v for v in imp.absent if v not in known]
+    return present, absent, implied_properties(None, group)
+
+
 def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None = None) -> dict[str, Any]:
     """One sample as fixed-size arrays (see the module docstring); ``augment`` is an albumentations
     transform applied to the letterboxed image and masks together."""
@@ -83,12 +128,20 @@ def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None
             i = VISUAL_CONCEPT_NAMES.index(name)
             masks[i] = letterbox_mask(m, box)
             mask_box[i] = True
+    present, absent, implied = implied_labels(sample)
+    presence = np.zeros(len(VISUAL_CONCEPT_NAMES), bool)
+    for name in present:
+        presence[VISUAL_CONCEPT_NAMES.index(name)] = True
+    for name in absent:  # a labelled, all-black mask: "labelled and absent"
+        mask_labelled[VISUAL_CONCEPT_NAMES.index(name)] = True
     if augment is not None:
         res = augment(image=image, masks=list(masks))
         image = np.clip(res["image"], 0, 1).astype(np.float32)
         masks = np.stack(res["masks"]).astype(np.float32)
     spacing = sample.pixel_spacing_mm
     props = complete_properties(sample)
+    for name, value in implied.items():
+        props.setdefault(name, value)
     values = np.zeros(len(PROPERTY_CONCEPT_NAMES), np.float32)
     labelled = np.zeros(len(PROPERTY_CONCEPT_NAMES), bool)
     for c in PROPERTY_CONCEPTS:
@@ -108,6 +161,8 @@ def encode_sample(sample: Sample, size: int, augment: Callable[..., dict] | None
         "properties": values,
         "prop_labelled": labelled,
         "plane": np.int64(PLANE_NAMES.index(sample.plane) if sample.plane in PLANE_NAMES else -1),
+        "plane_set": plane_set(sample),
+        "presence": presence,
         "standard": np.int64(-1 if sample.standard is None else int(bool(sample.standard))),
         "pixel_spacing": np.float32(spacing if spacing else math.nan),
         "long_side": np.float32(box.long_side),

@@ -22,6 +22,7 @@ from pcbm.models.property_head import BINARY_INDEX, CONTINUOUS_INDEX
 @dataclass(frozen=True)
 class LossWeights:
     segmentation: float = 1.0  # BCE + soft Dice over labelled mask channels
+    presence: float = 0.5  # image-level: a structure the plane label implies present must show somewhere
     properties: float = 1.0  # BCE (binary) + L1 (continuous, normalised lengths) over labelled properties
     plane: float = 1.0  # cross-entropy over labelled planes
     standard: float = 1.0  # baseline only: BCE on the standard flag
@@ -90,11 +91,52 @@ def property_loss(logits: torch.Tensor, target: torch.Tensor, labelled: torch.Te
     return total
 
 
-def plane_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over items with a plane label (target -1 = unlabelled)."""
-    if not bool((target >= 0).any()):
+PRESENCE_TOP_K = 32  # pixels whose mean logit stands for "the structure is somewhere in the frame"
+
+
+def presence_loss(logits: torch.Tensor, present: torch.Tensor, k: int = PRESENCE_TOP_K) -> torch.Tensor:
+    """Multiple-instance loss of structures known only to be *in* the frame (a real image's plane label
+    implies them): BCE towards 1 of the mean of the channel's ``k`` highest logits, so some pixels must
+    show the structure, and which ones is left to the segmenter.
+
+    Args:
+        logits: (B, V, S, S) segmenter logits.
+        present: (B, V) bool, the (item, channel) pairs known present.
+
+    Example:
+        >>> lg = torch.full((1, 2, 8, 8), -5.0)
+        >>> lg[0, 0, :6, :6] = 5.0
+        >>> float(presence_loss(lg, torch.tensor([[True, False]]))) < 0.01
+        True
+    """
+    if not bool(present.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, target, ignore_index=-1)
+    lg = logits.float()[present].flatten(1)  # (N, S*S)
+    pooled = lg.topk(min(k, lg.shape[1]), dim=1).values.mean(1)
+    return F.binary_cross_entropy_with_logits(pooled, torch.ones_like(pooled))
+
+
+def plane_loss(logits: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy over items with a plane label (target -1 = unlabelled).
+
+    With ``allowed`` (B, K) bool, an item's label is a *set* of planes (a brain image without its
+    sub-plane allows TT, TV and TC): the loss is -log of the probability summed over the set, which is the
+    cross-entropy for a one-plane set; items with an empty set are skipped.
+
+    Example:
+        >>> lg = torch.tensor([[2.0, 0.0, 1.0]])  # -log(p0 + p1)
+        >>> round(float(plane_loss(lg, torch.tensor([-1]), torch.tensor([[True, True, False]]))), 4)
+        0.2807
+    """
+    if allowed is None:
+        if not bool((target >= 0).any()):
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, target, ignore_index=-1)
+    keep = allowed.any(1)
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    lg, ok = logits.float()[keep], allowed[keep]
+    return (lg.logsumexp(1) - lg.masked_fill(~ok, float("-inf")).logsumexp(1)).mean()
 
 
 def standard_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

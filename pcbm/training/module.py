@@ -34,7 +34,15 @@ from pcbm.errors import InputError
 from pcbm.models.pcbm import PCBM
 from pcbm.models.property_head import BINARY_INDEX
 from pcbm.training.config import MODES
-from pcbm.training.losses import LossWeights, box_loss, plane_loss, property_loss, segmentation_loss, standard_loss
+from pcbm.training.losses import (
+    LossWeights,
+    box_loss,
+    plane_loss,
+    presence_loss,
+    property_loss,
+    segmentation_loss,
+    standard_loss,
+)
 
 PCT_START = 0.1  # share of the one-cycle schedule spent warming up (at least 1.5 steps: see _pct_start)
 
@@ -110,7 +118,7 @@ class PCBMTrainingModule(L.LightningModule):
         image = batch["image"]
         if not self.model.family.has_concepts:
             out = self.model(image)
-            terms = {"plane": plane_loss(out.plane_logits, batch["plane"]),
+            terms = {"plane": plane_loss(out.plane_logits, batch["plane"], batch.get("plane_set")),
                      "standard": standard_loss(out.standard_logit, batch["standard"])}
             return terms, {"plane_logits": out.plane_logits, "standard": out.standard}
         model: PCBM = self.model  # type: ignore[assignment]
@@ -136,8 +144,10 @@ class PCBMTrainingModule(L.LightningModule):
             "segmentation": segmentation_loss(mask_logits, batch["masks"], batch["mask_labelled"])
             + (box_loss(mask_logits, batch["masks"], batch["mask_box"]) if "mask_box" in batch else 0.0),
             "properties": property_loss(prop_logits, batch["properties"], batch["prop_labelled"]),
-            "plane": plane_loss(plane_logits, batch["plane"]),
+            "plane": plane_loss(plane_logits, batch["plane"], batch.get("plane_set")),
         }
+        if "presence" in batch:
+            terms["presence"] = presence_loss(mask_logits, batch["presence"])
         return terms, {"masks": pred_masks, "values": values, "plane_logits": plane_logits}
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

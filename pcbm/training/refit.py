@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pcbm.concepts import PLANE_NAMES
 from pcbm.data import SampleDataset
@@ -33,20 +33,24 @@ from pcbm.models.inference import run_model
 @torch.no_grad()
 def collect_concepts(model: torch.nn.Module, dataset: SampleDataset, limit: int, batch_size: int = 16,
                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(concept_inputs (N, P), plane targets (N,)) of up to ``limit`` plane-labelled samples."""
+    """(concept_inputs (N, P), allowed planes (N, K) bool) of up to ``limit`` samples with a plane or a
+    plane-group label (a group allows each of its planes: :func:`pcbm.training.data.plane_set`)."""
+    from pcbm.training.data import plane_set
+
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(dataset), generator=g).tolist()[:limit]
     xs, ys = [], []
     for start in range(0, len(order), batch_size):
         samples = [dataset[i] for i in order[start : start + batch_size]]
-        samples = [s for s in samples if s.plane in PLANE_NAMES]
-        if not samples:
+        sets = [(s, plane_set(s)) for s in samples]
+        sets = [(s, a) for s, a in sets if a.any()]
+        if not sets:
             continue
-        out, _ = run_model(model, [s.image for s in samples], [s.pixel_spacing_mm for s in samples])
+        out, _ = run_model(model, [s.image for s, _ in sets], [s.pixel_spacing_mm for s, _ in sets])
         xs.append(out.concept_inputs.float().cpu())
-        ys.append(torch.tensor([PLANE_NAMES.index(s.plane) for s in samples]))
+        ys.append(torch.as_tensor(np.stack([a for _, a in sets])))
     if not xs:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+        return torch.zeros(0, 0), torch.zeros(0, len(PLANE_NAMES), dtype=torch.bool)
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -83,13 +87,14 @@ def refit_decision(model: torch.nn.Module, datasets: Sequence[SampleDataset], pe
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad()
-            loss = (F.cross_entropy(decision(x), y, reduction="none") * weight).sum()
+            logits = decision(x)
+            loss = ((logits.logsumexp(1) - logits.masked_fill(~y, float("-inf")).logsumexp(1)) * weight).sum()
             loss.backward()
             opt.step()
             sched.step()
     decision.eval()
     with torch.no_grad():
-        acc = float((decision(x).argmax(1) == y).float().mean())
+        acc = float(y.gather(1, decision(x).argmax(1, keepdim=True)).float().mean())
     return {"n": int(len(y)), "train_accuracy": acc, "loss": float(loss.detach())}
 
 

@@ -100,13 +100,13 @@ def test_an_external_set_with_only_plane_groups_is_scored_on_its_groups(tmp_path
     import numpy as np
 
     root = tmp_path / "afr"
-    rows = ["Filename,Plane,Brain_plane,Patient_num,Center,Train"]
+    rows = ["Patient_num,Plane,Train,Center,Image_name"]
     rng = np.random.default_rng(0)
     for i, (plane, centre) in enumerate([("Fetal brain", "Malawi"), ("Fetal femur", "Malawi"),
                                          ("Fetal abdomen", "Egypt"), ("Fetal thorax", "Egypt")] * 2):
         (root / centre).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(root / centre / f"f{i}.png"), rng.integers(0, 255, (40, 48), dtype=np.uint8))
-        rows.append(f"f{i},{plane},Not A Brain,{i % 3},{centre},1")
+        rows.append(f"{i % 3},{plane},1,{centre},f{i}")
     (root / "African_planes_database.csv").write_text("\n".join(rows) + "\n")
     lines: list[str] = []
     out = tmp_path / "s"

@@ -18,9 +18,9 @@ ROWS = [
     ("Patient00002_Plane3_3_of_3", "2", "Fetal brain", "Trans-ventricular", "Op. 2", "Voluson E6", "0"),
     ("Patient00003_Plane3_1_of_1", "3", "Fetal brain", "Other", "Op. 1", "Aloka", "1"),
     ("Patient00003_Plane2_1_of_1", "3", "Fetal abdomen", "Not A Brain", "Op. 1", "Aloka", "1"),
-    ("Patient00004_Plane4_1_of_1", "4", "Fetal femur", "Not A Brain", "Op. 3", "Voluson S10", "0"),
-    ("Patient00004_Plane5_1_of_1", "4", "Fetal thorax", "Not A Brain", "Op. 3", "Voluson S10", "0"),
-    ("Patient00005_Plane6_1_of_1", "5", "Maternal cervix", "Not A Brain", "Op. 3", "Aloka", "1"),
+    ("Patient00004_Plane5_1_of_1", "4", "Fetal femur", "Not A Brain", "Op. 3", "Voluson S10", "0"),
+    ("Patient00004_Plane6_1_of_1", "4", "Fetal thorax", "Not A Brain", "Op. 3", "Voluson S10", "0"),
+    ("Patient00005_Plane4_1_of_1", "5", "Maternal cervix", "Not A Brain", "Op. 3", "Aloka", "1"),
 ]
 EXPECTED = ["other", "trans_thalamic", "trans_cerebellar", "trans_ventricular", "other", "abdomen", "femur",
             "thorax", "cervix"]
