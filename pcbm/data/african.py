@@ -12,6 +12,8 @@ brain image its sub-plane; the real release has none.
   dropped and reported in ``ds.duplicates`` (``(kept, dropped, same_label)`` file names).
 * **Splits** (``?split=val&val_fraction=0.3``) are by subject and stratified by centre: every centre
   gives the same share of its women to the held-out side.
+* **Leave-one-centre-out**: ``exclude_centre=Ghana`` (``+``-joined for several) keeps the other centres,
+  ``centre=Ghana`` only that one.
 * **Train flag**: ``Train`` = 1 marks the authors' training rows and 0 their test rows, as in
   FETAL_PLANES_DB by the same group (``1``/``0``, ``True``/``False`` and ``1.0``/``0.0`` all read). The
   option ``train=1`` keeps the training rows, ``train=0`` the test rows.
@@ -82,7 +84,7 @@ class AfricanPlanesDataset(EntriesDataset):
     name = "african"
 
     def __init__(self, root: str | os.PathLike[str], train: int | None = None, centre: str | None = None,
-                 lenient: bool = False):
+                 lenient: bool = False, exclude_centre: str | None = None):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"african folder not found: {self.root}" if not self.root.exists()
@@ -100,6 +102,12 @@ class AfricanPlanesDataset(EntriesDataset):
             entries = [e for e in entries if e.centre.lower() == want]
             if not entries:
                 raise InputError(f"african: no images from centre {centre!r}; known: {', '.join(self.centres)}")
+        if exclude_centre is not None:  # leave-one-centre-out: train on the others (``centre=`` is the held-out side)
+            drop = {c.strip().lower() for c in str(exclude_centre).split("+")}
+            unknown = sorted(drop - {c.lower() for c in self.centres})
+            if unknown:
+                raise InputError(f"african: exclude_centre {unknown[0]!r} names no centre; known: {', '.join(self.centres)}")
+            entries = [e for e in entries if e.centre.lower() not in drop]
         if train is not None:
             if str(train) not in ("0", "1"):
                 raise InputError(f"african: option train must be 0 or 1, got {train!r}")
@@ -200,7 +208,7 @@ def _drop_duplicates(entries: list[AfricanEntry]) -> tuple[list[AfricanEntry], l
 
 @register_dataset("african")
 def _open_african(path: str | None, train: int | None = None, centre: str | None = None,
-                  lenient: bool = False) -> AfricanPlanesDataset:
+                  lenient: bool = False, exclude_centre: str | None = None) -> AfricanPlanesDataset:
     if not path:
         raise InputError("data spec 'african:' needs a path, e.g. african:Zenodo_7540448")
-    return AfricanPlanesDataset(path, train=train, centre=centre, lenient=lenient)
+    return AfricanPlanesDataset(path, train=train, centre=centre, lenient=lenient, exclude_centre=exclude_centre)

@@ -76,6 +76,10 @@ def test_train_flag_one_is_training(african) -> None:
     assert sorted(train.item_name(i) for i in range(len(train))) == ["Ghana_c1", "Malawi_a1", "Malawi_a2"]
     assert sorted(test.item_name(i) for i in range(len(test))) == ["Egypt_b1", "Egypt_b2"]
     assert len(open_dataset(f"african:{african}?centre=egypt")) == 2
+    rest = open_dataset(f"african:{african}?exclude_centre=Egypt")
+    assert sorted({rest[i].meta["centre"] for i in range(len(rest))}) == ["Ghana", "Malawi"]
+    with pytest.raises(InputError, match="exclude_centre 'chad' names no centre; known: Egypt, Ghana, Malawi"):
+        open_dataset(f"african:{african}?exclude_centre=Chad")
 
 
 def test_bad_files_are_named(tmp_path, african) -> None:
