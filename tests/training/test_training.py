@@ -83,12 +83,19 @@ def test_split_does_not_follow_the_training_seed() -> None:
 
 
 def test_encode_partial_labels() -> None:
+    from pcbm.concepts import implied_concepts
+
     hc = encode_sample(_hc18_like(0), 64, ultrasound_augment())
-    assert hc["mask_labelled"].tolist() == [n == "head" for n in VISUAL_CONCEPT_NAMES]
-    # head_visible / head_complete / head_magnified derived from the head mask; csp etc. unlabelled
+    # the head mask, and the structures a trans-thalamic label implies absent (all-black); the inner
+    # head structures stay unlabelled
+    absent = set(implied_concepts("trans_thalamic").absent)
+    assert hc["mask_labelled"].tolist() == [n == "head" or n in absent for n in VISUAL_CONCEPT_NAMES]
+    assert not hc["masks"][[VISUAL_CONCEPT_NAMES.index(n) for n in absent]].any()
+    # head_visible / head_complete / head_magnified derived from the head mask; csp etc. unlabelled;
+    # femur_visible = 0 implied by the plane label
     labelled = {n for n, f in zip(PROPERTY_CONCEPT_NAMES, hc["prop_labelled"], strict=True) if f}
-    assert {"head_visible", "head_complete", "head_magnified", "hc_mm"} <= labelled
-    assert "csp_visible" not in labelled and "femur_visible" not in labelled
+    assert {"head_visible", "head_complete", "head_magnified", "hc_mm", "femur_visible"} <= labelled
+    assert "csp_visible" not in labelled and hc["properties"][PROPERTY_CONCEPT_NAMES.index("femur_visible")] == 0
     assert hc["standard"] == -1 and hc["plane"] == 0
     u = encode_sample(_unlabelled(1), 64)
     assert not u["mask_labelled"].any() and not u["prop_labelled"].any() and u["plane"] == -1
