@@ -50,10 +50,10 @@ def evaluate(models_by_centre: dict[str, str]) -> dict:
         ds = open_dataset(f"{AFRICAN}?centre={centre}")
         ss = [ds[i] for i in range(len(ds))]
         r = _run(model, [s.image for s in ss])
-        res[centre] = _score(model, ss, r)
+        res[centre] = _score(ss, r)
         samples += ss
         runs.append(r)
-    res["pooled"] = _score(cache[next(iter(models_by_centre.values()))], samples, _pool(runs))
+    res["pooled"] = _score(samples, _pool(runs))
     return res
 
 

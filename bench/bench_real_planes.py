@@ -65,7 +65,7 @@ def _macro_f1(truth: list[str], called: list[str], classes: list[str]) -> float:
     return float(f1[present].mean())  # over the groups the set labels (a group never labelled is not scored)
 
 
-def _score(model, samples: list, r: dict) -> dict:  # noqa: ANN001
+def _score(samples: list, r: dict) -> dict:
     from pcbm.concepts import PROPERTY_CONCEPT_NAMES
     from pcbm.models.reliability import REASON, expected_calibration_error
     from pcbm.training.data import implied_labels
@@ -135,14 +135,14 @@ def evaluate_model(ref: str, split: str, val_fraction: float, limit: int | None,
         n = len(ds) if limit is None else min(limit, len(ds))
         samples = [ds[i] for i in range(n)]
         r = _run(model, [s.image for s in samples])
-        res[name] = _score(model, samples, r)
+        res[name] = _score(samples, r)
         every += samples
         runs[name] = r
     merged = {k: sum((runs[n][k] for n in SETS), []) for k in ("status", "reason")}
     merged["probs"] = np.concatenate([runs[n]["probs"] for n in SETS])
     has_props = all(runs[n]["props"] is not None for n in SETS)
     merged["props"] = np.concatenate([runs[n]["props"] for n in SETS]) if has_props else None
-    res["all"] = _score(model, every, merged)
+    res["all"] = _score(every, merged)
     if phantom:
         ph = open_dataset(PHANTOM)
         phs = [ph[i] for i in range(len(ph) if limit is None else min(limit, len(ph)))]

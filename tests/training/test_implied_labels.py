@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_training import ListDataset  # tests/training is on sys.path (pytest's rootdir-less import)
 
 from pcbm.concepts import (
     IMPLIED_BY_GROUP,
@@ -15,25 +16,10 @@ from pcbm.concepts import (
     implied_properties,
     planes_of_group,
 )
-from pcbm.data import Sample, SampleDataset, open_dataset
+from pcbm.data import Sample, open_dataset
 from pcbm.errors import InputError
 from pcbm.training.data import encode_sample, plane_set
 from pcbm.training.losses import plane_loss, presence_loss
-
-
-class ListDataset(SampleDataset):
-    name = "list"
-
-    def __init__(self, samples: list[Sample]):
-        self.samples = samples
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
-        if not 0 <= i < len(self.samples):
-            raise IndexError(i)
-        return self.samples[i]
 
 
 def _image(seed: int = 0) -> np.ndarray:
