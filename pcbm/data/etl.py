@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pcbm._io import sha256_file
 from pcbm.data.harmonise import (  # noqa: F401  (re-exported: the harmonising step used to live here)
     BRIGHT_THRESHOLD,
     MIN_SECTOR_FRACTION,
@@ -60,14 +61,6 @@ MANIFEST_COLUMNS = ("image", "source", "frame", "n_frames", "source_sha256", "pn
 NO_SALT = ("no secret salt for the patient pseudonyms: pass --salt SECRET or set PCBM_DEID_SALT (without one, a "
            "short PatientID is recovered from its pseudonym in a fraction of a second), or --insecure-no-salt")
 BUILD = ".dataset"  # sub-folder of the staged output that write_folder fills
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

@@ -192,27 +192,31 @@ def explain_image(
         top_k: how many contributing concepts to list.
         source: the name shown for the image (default: the file path).
     """
+    import torch
+
     from pcbm.data.base import DatasetItem
     from pcbm.explain.explainers import DecisionExplainer
-    from pcbm.models.inference import prediction_of, run_model
+    from pcbm.models.inference import pipeline_of
 
     model.family.require_concepts("a concept report")
     if isinstance(image, DatasetItem):
         image = image.load()  # once, for the image and its recorded values
     img, name, notes, found, found_source = load_image(image)
     pixel_spacing_mm, spacing_source = _spacing(pixel_spacing_mm, spacing_source, found, found_source)
-    out, (box,) = run_model(model, [img], pixel_spacing_mm, intervention)
+    pipeline = pipeline_of(model)
+    frames = pipeline.run([img], [pixel_spacing_mm], intervention)
     # the record pcbm predict prints, masks kept: (V, H, W) at the original size, the head refined if it can be
-    pred = prediction_of(model, out, 0, box, img, source or name, pixel_spacing_mm, keep_masks=True)
+    pred = pipeline.record(frames, 0, img, source or name, keep_masks=True)
     plane, masks = pred.plane, pred.masks
     if getattr(model, "head_refiner", None) is not None and (masks[VISUAL_CONCEPT_NAMES.index("head")] > 0.5).any():
         notes.append("the head outline (and HC, BPD, OFD) is the head refiner's: the head cropped from the "
                      "original image and segmented again")
     intervened = set(getattr(intervention, "properties", {}) or {})
-    raw = {n: float(out.properties[0, i]) for i, n in enumerate(PROPERTY_CONCEPT_NAMES)}  # what assess() read
+    raw = {n: float(frames.properties[0, i]) for i, n in enumerate(PROPERTY_CONCEPT_NAMES)}  # what assess() read
     checklist = checklist_for(plane, raw, intervened)
-    contrib = DecisionExplainer(model).attribute(out.concept_inputs, target=plane)
-    heat = _heatmap(model, img, box, plane, heatmap) if heatmap else None
+    contrib = DecisionExplainer(model).attribute(torch.as_tensor(frames.concept_inputs, dtype=torch.float32),
+                                                 target=plane)
+    heat = _heatmap(model, img, frames.boxes[0], plane, heatmap) if heatmap else None
     measured = list(pred.measured)
     notes += pred.measurement_notes
     recorded, recorded_source = recorded_values(image)
@@ -222,7 +226,7 @@ def explain_image(
         masks={n: masks[i] for i, n in enumerate(VISUAL_CONCEPT_NAMES)},
         plane=plane,
         status=pred.status,
-        confidence=float(out.plane_probs[0].max()),
+        confidence=float(frames.plane_probs[0].max()),
         plane_probs=dict(pred.plane_probs),
         checklist=checklist,
         missing=list(pred.missing_criteria),
@@ -234,7 +238,7 @@ def explain_image(
         heatmap=heat,
         heatmap_method=heatmap if heatmap else None,
         properties=_shown_properties(pred.properties, measured),
-        decision_inputs={n: round(float(v), 4) for n, v in zip(PROPERTY_CONCEPT_NAMES, out.concept_inputs[0].tolist(),
+        decision_inputs={n: round(float(v), 4) for n, v in zip(PROPERTY_CONCEPT_NAMES, frames.concept_inputs[0].tolist(),
                                                                 strict=True)},
         recorded=recorded if pixel_spacing_mm else {},
         recorded_source=recorded_source if pixel_spacing_mm and recorded else None,

@@ -22,7 +22,6 @@ whole; an existing ``PKG`` is replaced only with ``overwrite``.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -33,12 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pcbm._io import sha256_file
 from pcbm.errors import InputError
+from pcbm.layout import DECISION, HEAD_REFINER, METADATA, PROPERTIES, REFERENCE, SEGMENT
 
 FORMAT = 1
-METADATA = "metadata.json"
-REFERENCE = "reference.json"
-GRAPHS = ("segment", "properties", "decision")
 OPSET = 18
 DEFAULT_REFERENCE = ("phantom:n=200,seed=7,style=mix",)
 
@@ -68,14 +66,6 @@ class _Decision(nn.Module):
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         return self.model.decide(values)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: Sequence[str], outputs: Sequence[str],
@@ -166,20 +156,20 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
         logits, _ = model.segment(image)
         masks = logits.sigmoid()
         values = model.property_values(model.property_logits(masks, image))
-    say("exporting segment.onnx")
-    _export(_Segment(model), (image,), ["image"], ["mask_logits", "pooled"], tmp / "segment.onnx")
-    say("exporting properties.onnx")
-    _export(_Properties(model), (masks, image), ["masks", "image"], ["property_logits"], tmp / "properties.onnx")
-    say("exporting decision.onnx")
-    _export(_Decision(model), (values,), ["values"], ["plane_logits"], tmp / "decision.onnx")
+    say(f"exporting {SEGMENT}")
+    _export(_Segment(model), (image,), ["image"], ["mask_logits", "pooled"], tmp / SEGMENT)
+    say(f"exporting {PROPERTIES}")
+    _export(_Properties(model), (masks, image), ["masks", "image"], ["property_logits"], tmp / PROPERTIES)
+    say(f"exporting {DECISION}")
+    _export(_Decision(model), (values,), ["values"], ["plane_logits"], tmp / DECISION)
     refiner = model.head_refiner
     refiner_meta = None
     if refiner is not None:
-        say("exporting head_refiner.onnx")
+        say(f"exporting {HEAD_REFINER}")
         r = refiner.config
         _export(refiner.float().eval(), (torch.rand(2, 1, r.size, r.size),), ["crop"], ["logits"],
-                tmp / "head_refiner.onnx")
-        refiner_meta = {"file": "head_refiner.onnx", "size": r.size, "margin": r.margin, "flip_tta": bool(refiner.flip_tta),
+                tmp / HEAD_REFINER)
+        refiner_meta = {"file": HEAD_REFINER, "size": r.size, "margin": r.margin, "flip_tta": bool(refiner.flip_tta),
                         "trained_on": (info.get("head_refiner") or {}).get("trained_on")}
     run_dir = Path(info["run_dir"]) if info.get("run_dir") else None
     for name in ("MODEL_CARD.md", RELIABILITY_FILE):
@@ -203,7 +193,7 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
         "input": {"size": s, "letterbox": "long side scaled to size, centred, black padding", "scale": "uint8 / 255",
                   "normalisation": cfg.input_norm + " (inside segment.onnx)", "channels": 1},
         "thresholds": {"min_confidence": cfg.min_confidence, "binary": 0.5, "applicable_anchor": 0.5},
-        "graphs": {g: f"{g}.onnx" for g in GRAPHS},
+        "graphs": {"segment": SEGMENT, "properties": PROPERTIES, "decision": DECISION},
         "head_refiner": refiner_meta,
         "reliability": RELIABILITY_FILE if (tmp / RELIABILITY_FILE).exists() else None,
         "training_data": train.get("data") if isinstance(train, dict) else None,
@@ -212,7 +202,7 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
         "torch_version": torch.__version__,
         "opset": OPSET,
     }
-    meta["files"] = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    meta["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     (tmp / METADATA).write_text(json.dumps(meta, indent=1, default=str) + "\n")
     if out.exists():
         old = out.with_name(out.name + ".old")

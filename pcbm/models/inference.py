@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pcbm.concepts import VISUAL_CONCEPT_NAMES
 from pcbm.data.preprocess import Letterbox, letterbox, unletterbox
 from pcbm.errors import InputError
 from pcbm.models.output import Intervention, PCBMOutput
+from pcbm.pipeline import Pipeline
 from pcbm.prediction import Prediction, make_prediction
 
 if TYPE_CHECKING:
@@ -60,42 +60,52 @@ def predict(
     intervention: Intervention | None = None,
     batch_size: int = 8,
     keep_masks: bool = False,
+    refine_head: bool | str = True,
 ) -> list[Prediction]:
     """One :class:`~pcbm.prediction.Prediction` per image (the record the runtime returns too): plane,
     calibrated plane probabilities, status (and why, when the frame is unlike the training data),
     properties (null where not applicable), measurements (from the ellipse / segment fitted to the
-    predicted mask at the original resolution, the head redrawn by the refiner; mm with a pixel
-    spacing, px without; ``value`` null and ``reason`` set where the fit is unreliable), missing
-    criteria; ``keep_masks`` keeps the (V, H, W) probabilities at the original size."""
+    predicted mask at the original resolution, the head redrawn by the refiner as ``refine_head``
+    says: always, never or on standard frames only; mm with a pixel spacing, px without; ``value``
+    null and ``reason`` set where the fit is unreliable), missing criteria; ``keep_masks`` keeps the
+    (V, H, W) probabilities at the original size.
+
+    A model with concepts runs the one prediction pipeline (:class:`pcbm.pipeline.Pipeline` over
+    :class:`~pcbm.models.stages.TorchStages`), the path a model package runs too; a reference
+    classifier (no concepts) its own forward."""
     spacing = _spacings(pixel_spacing_mm, len(images))
     names = list(names) if names is not None else [f"image_{i}" for i in range(len(images))]
     results: list[Prediction] = []
-    has_concepts, classes = model.family.has_concepts, tuple(model.family.plane_map or ())
-    identity = model.identity
+    if model.family.has_concepts:
+        pipeline = pipeline_of(model)
+        for start in range(0, len(images), batch_size):
+            chunk = slice(start, start + batch_size)
+            results += pipeline.predict_batch(images[chunk], spacing[chunk], intervention, names[chunk], keep_masks,
+                                              refine_head)
+        return results
+    classes, identity = tuple(model.family.plane_map or ()), model.identity
     for start in range(0, len(images), batch_size):
         chunk = slice(start, start + batch_size)
         out, boxes = run_model(model, images[chunk], spacing[chunk], intervention)
-        for j, box in enumerate(boxes):
-            results.append(prediction_of(model, out, j, box, images[start + j], names[start + j], spacing[start + j],
-                                         keep_masks, identity, has_concepts, classes))
+        for j in range(len(boxes)):
+            results.append(_classifier_prediction(out, j, names[start + j], spacing[start + j], identity, classes))
     return results
 
 
-def prediction_of(
-    model: FamilyModel, out: PCBMOutput, j: int, box: Letterbox, image: np.ndarray, name: str,
-    pixel_spacing_mm: float | None, keep_masks: bool = False, identity: dict[str, Any] | None = None,
-    has_concepts: bool | None = None, classes: Sequence[str] = (),
-) -> Prediction:
-    """The :class:`~pcbm.prediction.Prediction` of item ``j`` of a :func:`run_model` output (what
-    :func:`predict` returns, and what a concept report is built on)."""
-    has_concepts = model.family.has_concepts if has_concepts is None else has_concepts
-    masks = biometry_masks(model, image, original_masks(out, j, box)) if has_concepts else None
-    rel = reliability_fields(model, out, j)
+def pipeline_of(model: FamilyModel) -> Pipeline:
+    """The one prediction pipeline over ``model``'s torch stages (a model with concepts)."""
+    from pcbm.models.stages import TorchStages
+
+    return Pipeline(TorchStages(model))
+
+
+def _classifier_prediction(out: PCBMOutput, j: int, name: str, pixel_spacing_mm: float | None,
+                           identity: dict[str, Any], classes: Sequence[str]) -> Prediction:
+    """The record of a model without concepts: its plane probabilities and status, its own classes."""
     pred = make_prediction(
         name, out.plane_probs[j].float().cpu().numpy(), out.properties[j].float().cpu().numpy(),
-        out.applicable[j].cpu().numpy(), out.status[j], bool(out.standard[j]), out.missing[j], masks,
-        pixel_spacing_mm, rel["status_reason"], rel["reliability"], keep_masks,
-        model.identity if identity is None else identity, has_concepts=has_concepts)
+        out.applicable[j].cpu().numpy(), out.status[j], bool(out.standard[j]), out.missing[j], None,
+        pixel_spacing_mm, None, None, False, identity, has_concepts=False)
     if out.class_probs is not None and classes:  # a reference classifier's own classes
         own = dict(zip(classes, out.class_probs[j].tolist(), strict=True))
         pred.extra = {"model_class": max(own, key=own.__getitem__),
@@ -121,45 +131,6 @@ def predict_images(
 def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:
     """(V, H, W) mask probabilities of item ``index`` at the original image size."""
     return unletterbox(out.masks[index].float().cpu().numpy(), box)
-
-
-def refined_head(model: Any, image: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """The head probability (H, W) redrawn by the model's head refiner (:attr:`FamilyModel.head_refiner`)
-    around the plane model's ``head`` probability; ``head`` itself when no refiner is attached or
-    no head was found."""
-    refiner = getattr(model, "head_refiner", None)
-    if refiner is None or not (head > 0.5).any():
-        return head
-    prob = refiner.refine(np.asarray(image), head > 0.5)
-    return head if prob is None else prob
-
-
-def biometry_masks(model: Any, image: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(V, H, W) original-size probabilities with the head redrawn by :func:`refined_head`; the
-    masks unchanged when there is nothing to redraw. Measurements are taken on these."""
-    k = VISUAL_CONCEPT_NAMES.index("head")
-    head = masks[k]
-    redrawn = refined_head(model, image, head)
-    if redrawn is head:
-        return masks
-    out = masks.copy()
-    out[k] = redrawn
-    return out
-
-
-def reliability_fields(model: Any, out: PCBMOutput, j: int) -> dict[str, Any]:
-    """``status_reason`` (why the status is not_a_known_plane when the probabilities alone do not say:
-    "unlike the training data") and ``reliability`` (the out-of-distribution score, its threshold and
-    the temperature; null without a fitted reliability file)."""
-    rel = getattr(model, "reliability", None)
-    reason = out.status_reason[j] if out.status_reason is not None else None
-    if rel is None:
-        return {"status_reason": reason, "reliability": None}
-    score = float(out.ood_score[j]) if out.ood_score is not None else None
-    return {"status_reason": reason, "reliability": {
-        "ood_score": None if score is None else round(score, 4), "threshold": round(float(rel.threshold), 4),
-        "unlike_training_data": bool(score is not None and score > rel.threshold),
-        "temperature": round(float(rel.temperature), 4)}}
 
 
 def _spacings(value: Sequence[float | None] | float | None, n: int) -> list[float | None]:

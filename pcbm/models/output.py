@@ -8,32 +8,11 @@ path and the CLI. Tensors are batch-first; names index into the ontology's order
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-
-@dataclass
-class Intervention:
-    """Corrections a person makes to the concepts before the later stages run.
-
-    Attributes:
-        visual: visual concept name -> replacement mask. A float sets the whole channel to that
-            probability (0.0 erases the structure); a tensor (H, W) or (B, H, W) of probabilities
-            replaces it (use it to erase or paint a region).
-        properties: property concept name -> value (probability for binary concepts, mm for
-            continuous ones). Applied after the property head, before the decision layer.
-
-    Example:
-        >>> Intervention(visual={"kidney": 0.0}, properties={"cerebellum_visible": 1.0})
-        Intervention(visual={'kidney': 0.0}, properties={'cerebellum_visible': 1.0})
-    """
-
-    visual: dict[str, float | torch.Tensor] = field(default_factory=dict)
-    properties: dict[str, float] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.visual or self.properties)
+from pcbm.pipeline import Intervention  # the one intervention type, shared with the runtime
 
 
 @dataclass
@@ -118,3 +97,6 @@ class PCBMOutput:
         from pcbm.concepts import PLANE_NAMES
 
         return [PLANE_NAMES[i] for i in self.plane_index.tolist()]
+
+
+__all__ = ["Intervention", "PCBMOutput"]

@@ -250,8 +250,8 @@ class PCBM(FamilyModel):
 
                 get_visual_concept(name)  # raises KeyError with a suggestion
             c = VISUAL_CONCEPT_NAMES.index(name)
-            if isinstance(value, torch.Tensor):
-                v = value.to(masks)
+            if isinstance(value, torch.Tensor) or getattr(value, "ndim", 0):  # a map (a tensor or an array)
+                v = torch.as_tensor(value).to(masks)
                 if v.dim() == 2:
                     v = v.unsqueeze(0)
                 if v.shape[-2:] != masks.shape[-2:]:

@@ -147,15 +147,13 @@ class _MaskScores:
         self.hc: list[tuple[float, float, bool]] = []  # (error, true HC, reliable)
 
     def update(self, out: Any, j: int, s: Any, box: Any) -> None:
-        from pcbm.models.inference import refined_head
-
         labelled = [c for c in s.masks if c in VISUAL_CONCEPT_NAMES]
         if not labelled:
             return
         idx = [VISUAL_CONCEPT_NAMES.index(c) for c in labelled]
         probs = dict(zip(labelled, unletterbox(out.masks[j, idx].float().cpu().numpy(), box), strict=True))
         if "head" in probs:
-            probs["head"] = refined_head(self.model, s.image, probs["head"])
+            probs["head"] = self._refine(s.image, probs["head"])
         for c, pm in probs.items():
             gt = np.asarray(s.masks[c]) > 0
             if gt.any():
@@ -165,6 +163,14 @@ class _MaskScores:
         if "head" in probs and hc_true is not None and s.pixel_spacing_mm:
             hc, reliable = _hc_mm(probs["head"], s.pixel_spacing_mm)
             self.hc.append((abs(hc - float(hc_true)), float(hc_true), reliable))
+
+    def _refine(self, image: np.ndarray, head: np.ndarray) -> np.ndarray:
+        """The head redrawn by the model's head refiner (as predict does), or ``head`` without one."""
+        if getattr(self.model, "head_refiner", None) is None:
+            return head
+        from pcbm.models.inference import pipeline_of
+
+        return pipeline_of(self.model).refine_head(np.asarray(image), head)
 
     def result(self) -> dict[str, Any]:
         result: dict[str, Any] = {

@@ -82,7 +82,7 @@ def test_a_refiner_beside_model_pt_is_attached_and_measures_the_head(tmp_path) -
     from pcbm.data import open_dataset
     from pcbm.models import build_model, load_model, save_model
     from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, save_refiner
-    from pcbm.models.inference import biometry_masks
+    from pcbm.models.inference import pipeline_of
     from pcbm.training import evaluate
 
     torch.manual_seed(0)
@@ -97,11 +97,11 @@ def test_a_refiner_beside_model_pt_is_attached_and_measures_the_head(tmp_path) -
     image = np.random.default_rng(0).integers(0, 255, (270, 400), dtype=np.uint8)
     masks = np.zeros((len(VISUAL_CONCEPT_NAMES), 270, 400), np.float32)
     masks[VISUAL_CONCEPT_NAMES.index("head")] = _head()
-    out = biometry_masks(model, image, masks)
+    out = pipeline_of(model).refine_masks(image, masks)
     k = VISUAL_CONCEPT_NAMES.index("head")
     assert np.allclose(out[k], model.head_refiner.refine(image, _head()))  # the head is the refiner's
     assert np.array_equal(np.delete(out, k, 0), np.delete(masks, k, 0))  # nothing else changes
-    assert biometry_masks(plain, image, masks) is masks
+    assert pipeline_of(plain).refine_masks(image, masks) is masks
     assert refiner.refine(image).shape == (270, 400) or refiner.refine(image) is None  # finds the head itself
     m = evaluate(model, open_dataset("phantom:n=4,size=64,seed=1"))
     assert m["hc_mae_mm"] is not None and 0 <= m["hc_flagged_share"] <= 1 and m["hc_by_band"]

@@ -151,14 +151,19 @@ def test_threads_follow_the_process_not_the_host() -> None:
 
 
 def test_runtime_needs_no_torch(package) -> None:
-    """A fresh interpreter runs a package and has never imported torch (nor lightning, smp, captum)."""
+    """A fresh interpreter runs a package through the one pipeline (pcbm.pipeline) and has never imported
+    torch (nor lightning, smp, captum)."""
     _, pkg = package
     code = (
         "import sys, numpy as np\n"
+        "from pcbm.pipeline import Intervention, Pipeline\n"
+        "from pcbm.layout import METADATA\n"
         "from pcbm.runtime import Engine\n"
         f"e = Engine({str(pkg)!r}, threads=1)\n"
+        "assert isinstance(e, Pipeline)\n"
         "p = e.predict(np.full((80, 120), 40, np.uint8), 0.2)\n"
-        "assert p.plane and p.to_dict()['model']['name'] == 'tiny'\n"
+        "q = e.predict(np.full((80, 120), 40, np.uint8), 0.2, Intervention(properties={'head_visible': 0.0}))\n"
+        "assert p.plane and p.to_dict()['model']['name'] == 'tiny' and q.properties['hc_mm'] is None\n"
         "bad = [m for m in ('torch', 'lightning', 'segmentation_models_pytorch', 'captum') if m in sys.modules]\n"
         "assert not bad, bad\n"
         "print('ok')\n"
