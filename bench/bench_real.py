@@ -102,7 +102,8 @@ def evaluate_model(ref: str, limit: int | None) -> dict:
     from pcbm.data import open_dataset
     from pcbm.data.io import read_image
     from pcbm.models import load_model
-    from pcbm.models.reliability import REASON, expected_calibration_error
+    from pcbm.reliability import REASON
+    from pcbm.training.calibration import expected_calibration_error
 
     model, info = load_model(ref)
     group_of = [p.group if p.group in GROUPS else "other" for p in PLANES]

@@ -67,7 +67,8 @@ def _macro_f1(truth: list[str], called: list[str], classes: list[str]) -> float:
 
 def _score(samples: list, r: dict) -> dict:
     from pcbm.concepts import PROPERTY_CONCEPT_NAMES
-    from pcbm.models.reliability import REASON, expected_calibration_error
+    from pcbm.reliability import REASON
+    from pcbm.training.calibration import expected_calibration_error
     from pcbm.training.data import implied_labels
 
     truth = _truth(samples)

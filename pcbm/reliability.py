@@ -1,6 +1,6 @@
 """Calibrated probabilities and "unlike the training data", the numpy part (no torch): what a model's
 ``reliability.json`` holds and how a frame is scored against it — shared by the torch path
-(:mod:`pcbm.models.reliability`, which fits it) and the torch-free runtime (:mod:`pcbm.runtime`).
+(:mod:`pcbm.training.calibration`, which fits it) and the torch-free runtime (:mod:`pcbm.runtime`).
 
 Example:
     >>> import numpy as np

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# runs exported for the runtime (pcbm.predictor) go to a scratch cache, never the user's ~/.cache/pcbm
+os.environ.setdefault("PCBM_CACHE", tempfile.mkdtemp(prefix="pcbm-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 HC18 = Path(os.environ.get("PCBM_HC18", REPO.parent / "shared" / "data" / "hc18"))

@@ -84,15 +84,15 @@ def register(app: typer.Typer) -> None:
         """Correct concepts of one image and print the decision before and after."""
         import json
 
-        from pcbm._commands.model import load_predictor
         from pcbm.errors import InputError
         from pcbm.explain.interventions import intervene, parse_intervention
+        from pcbm.predictor import open_predictor
 
         if not set_ and not erase:
             raise InputError("nothing to change: give at least one --set NAME=VALUE or --erase NAME")
         kwargs = parse_intervention(set_, erase)  # unknown names fail here, before loading the model
         spacing, _ = _spacing(pixel_spacing)
-        model = load_predictor(model_ref, threads=0)  # 0: the runtime counts the usable CPUs
+        model = open_predictor(model_ref)  # the runtime counts the usable CPUs
         result = intervene(model, image, pixel_spacing_mm=spacing, **kwargs)
         if json_out:
             typer.echo(json.dumps(result.to_dict(), indent=2))

@@ -92,7 +92,9 @@ def register(app: typer.Typer) -> None:
             known_target(target, "--target plane")
         torch.set_num_threads(threads)
         inputs = expand_inputs(images)  # a bad spec or an empty folder fails here, before the model loads
-        model = load_predictor(run, threads)
+        from pcbm.predictor import open_predictor
+
+        model = open_predictor(run, threads=threads)
         failed = 0
         for item in inputs:
             name = item.name if isinstance(item, DatasetItem) else str(item)
@@ -129,7 +131,9 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(threads)
         path = export_package(run, out, overwrite=overwrite, reference=reference or DEFAULT_REFERENCE,
                               reference_limit=reference_limit, progress=lambda m: typer.echo(f"[export] {m}", err=True))
-        meta = json.loads((path / "metadata.json").read_text())
+        from pcbm.layout import METADATA
+
+        meta = json.loads((path / METADATA).read_text())
         typer.echo(json.dumps({"package": str(path), "files": meta["files"]}, indent=2))
 
     @app.command("calibrate")
@@ -154,7 +158,8 @@ def register(app: typer.Typer) -> None:
         from pcbm.errors import InputError
         from pcbm.models import load_model
         from pcbm.models.io import resolve_run
-        from pcbm.models.reliability import FILE, fit_reliability
+        from pcbm.reliability import FILE
+        from pcbm.training.calibration import fit_reliability
 
         torch.set_num_threads(threads)
         target = Path(out) if out is not None else resolve_run(run) / FILE
@@ -170,17 +175,6 @@ def register(app: typer.Typer) -> None:
                                "threshold": round(rel.threshold, 4), **rel.fitted}, indent=2))
 
 
-def load_predictor(run: str, threads: int) -> Any:
-    """A model package (a folder with metadata.json: the torch-free runtime) or a run / 'default' / 'sononet16'."""
-    from pcbm.models import load_model
-
-    if Path(run, "metadata.json").is_file():
-        from pcbm.runtime import Engine
-
-        return Engine(run, threads=threads)
-    return load_model(run)[0]
-
-
 def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None,
                  navigate: tuple[str | None] | None = None) -> dict[str, Any]:
     """``pcbm predict``'s record of one input (a file or a DatasetItem): spacing from the flag, else
@@ -189,8 +183,6 @@ def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None,
     from pcbm.data.base import DatasetItem
     from pcbm.data.io import find_recorded, read_input_image
     from pcbm.explain.build import recorded_values
-    from pcbm.models import predict_images
-
     if isinstance(item, DatasetItem):
         s = item.load()
         image, found, found_source, notes = s.image, s.pixel_spacing_mm, f"dataset ({item.spec})", []
@@ -200,20 +192,21 @@ def _predict_one(model: Any, item: Any, name: str, flag_spacing: float | None,
         image, found, found_source, notes = loaded.image, loaded.pixel_spacing_mm, loaded.spacing_source, loaded.notes
         recorded, recorded_source = ({}, None) if loaded.spacing_source == "DICOM header" else find_recorded(item)
     spacing = flag_spacing if flag_spacing is not None else found
-    if navigate is not None:  # the hint reads the masks too: keep them for it
-        from pcbm.models import predict as predict_records
+    from pcbm.models import predict
+    from pcbm.pipeline import Pipeline
+
+    keep = navigate is not None  # the hint reads the masks too: keep them for it
+    if isinstance(model, Pipeline) or model.family.has_concepts:  # the one pipeline (package or torch)
+        from pcbm.predictor import as_pipeline
+
+        pred = as_pipeline(model).predict(image, spacing, name=name, keep_masks=keep)
+    else:  # a reference classifier without concepts (SonoNet-16)
+        [pred] = predict(model, [image], spacing, names=[name], keep_masks=keep)
+    if navigate is not None:
         from pcbm.navigation import hint
 
-        if hasattr(model, "predict_batch"):
-            pred = model.predict(image, spacing, name=name, keep_masks=True)
-        else:
-            [pred] = predict_records(model, [image], spacing, names=[name], keep_masks=True)
         pred.navigation = hint(pred, navigate[0]).to_dict()
-        res = pred.to_dict()
-    elif hasattr(model, "predict_batch"):  # a model package on the torch-free runtime
-        res = model.predict(image, spacing, name=name).to_dict()
-    else:
-        [res] = predict_images(model, [image], spacing, names=[name])
+    res = pred.to_dict()
     if spacing is not None:
         res["pixel_spacing_mm"] = spacing
         res["pixel_spacing_source"] = "--pixel-spacing" if flag_spacing is not None else found_source

@@ -81,14 +81,14 @@ def register(app: typer.Typer) -> None:
         """Log the package as an MLflow run (config, metrics, files) and register it as a new version."""
         import shutil
 
-        from pcbm.serve.registry import register
-        from pcbm.serve.server import resolve_model
+        from pcbm.predictor import package_for
+        from pcbm.registry import register
 
         if model.startswith("models:/"):
             from pcbm.errors import InputError
 
             raise InputError("give a package, a run folder or 'default' to register")
-        package, tmp = resolve_model(model, lambda m: typer.echo(f"[models] {m}", err=True))
+        package, tmp = package_for(model, lambda m: typer.echo(f"[models] {m}", err=True))
         try:
             out = register(package, name, alias)
         finally:
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
     @models.command("list")
     def list_cmd(name: str = typer.Option(None, "--name", help="Only this registered model.")) -> None:
         """Registered versions, newest first, with their aliases and sha256."""
-        from pcbm.serve.registry import versions
+        from pcbm.registry import versions
 
         for v in versions(name):
             aliases = " ".join(f"@{a}" for a in v["aliases"])
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         alias: str = typer.Option("production", "--alias", help="The alias to move."),
     ) -> None:
         """Point an alias (default: production) at a version; serve it with --model models:/NAME@ALIAS."""
-        from pcbm.serve.registry import promote
+        from pcbm.registry import promote
 
         promote(name, version, alias)
         typer.echo(f"{name}@{alias} -> version {version}")

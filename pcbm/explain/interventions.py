@@ -69,18 +69,11 @@ def _summary(pred: Any) -> DecisionSummary:
     )
 
 
-def is_package(model: Any) -> bool:
-    """True for a :class:`pcbm.runtime.Engine` (a model package), False for a torch model."""
-    return hasattr(model, "predict_batch") and hasattr(model, "metadata")
-
-
 def _decide(model: Any, image: np.ndarray, pixel_spacing_mm: float | None, intervention: Any) -> Any:
-    """The :class:`~pcbm.prediction.Prediction` of one image on either path."""
-    if is_package(model):
-        return model.predict(image, pixel_spacing_mm, intervention)
-    from pcbm.models.inference import predict
+    """The :class:`~pcbm.prediction.Prediction` of one image on the one pipeline (package or torch)."""
+    from pcbm.predictor import as_pipeline
 
-    return predict(model, [image], pixel_spacing_mm, intervention=intervention)[0]
+    return as_pipeline(model).predict(image, pixel_spacing_mm, intervention)
 
 
 @dataclass
@@ -206,8 +199,7 @@ def build_intervention(
     paint: Iterable[RegionEdit] | None = None,
     pixel_spacing_mm: float | None = None,
 ) -> Any:
-    """The intervention :func:`intervene` runs, from names: a :class:`~pcbm.models.Intervention` for a
-    torch model, a :class:`~pcbm.runtime.RuntimeIntervention` for a model package."""
+    """The :class:`~pcbm.pipeline.Intervention` :func:`intervene` runs (either path takes it), from names."""
     visual: dict[str, float | np.ndarray] = {}
     props: dict[str, float] = {}
     for name, value in (set or {}).items():
@@ -236,26 +228,16 @@ def build_intervention(
         base = visual.get(name, masks[c])
         base = np.full_like(masks[c], float(base)) if np.ndim(base) == 0 else np.asarray(base, np.float32)
         visual[name] = base * (1 - region) + value * region
-    if is_package(model):
-        from pcbm.runtime import RuntimeIntervention
+    from pcbm.pipeline import Intervention
 
-        return RuntimeIntervention(visual=visual, properties=props)
-    import torch
-
-    from pcbm.models import Intervention
-
-    return Intervention(visual={k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in visual.items()},
-                        properties=props)
+    return Intervention(visual=visual, properties=props)
 
 
 def _model_frame_masks(model: Any, image: np.ndarray) -> tuple[np.ndarray, Any]:
     """The (V, S, S) masks at the model's input size and the letterbox, on either path."""
-    if is_package(model):
-        return model.segment(image)
-    from pcbm.models.inference import run_model
+    from pcbm.predictor import as_pipeline
 
-    out, (lb,) = run_model(model, [image], None)
-    return out.masks[0].detach().float().cpu().numpy(), lb
+    return as_pipeline(model).segment(image)
 
 
 def intervene(
@@ -284,8 +266,9 @@ def intervene(
         KeyError: an unknown concept name (with a did-you-mean suggestion).
         InputError: a bad value or box.
     """
-    if not is_package(model):  # a package is always a concept model (export refuses the others)
-        model.family.require_concepts("an intervention")
+    from pcbm.predictor import require_concepts
+
+    require_concepts(model, "an intervention")  # a package always has concepts (export refuses the others)
     img, _, _, spacing, _ = load_image(image)
     pixel_spacing_mm = pixel_spacing_mm or spacing
     iv = build_intervention(model, img, set, erase, paint, pixel_spacing_mm)

@@ -134,7 +134,7 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
     from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES, anchor_of
     from pcbm.concepts.ontology import CONTINUOUS_PROPERTIES
     from pcbm.models import load_model
-    from pcbm.models.reliability import FILE as RELIABILITY_FILE
+    from pcbm.reliability import FILE as RELIABILITY_FILE
 
     say = progress or (lambda _msg: None)
     out = Path(out)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,42 +101,25 @@ def capture_main(source: str, slot_name: str, stop: Any, record: dict[str, Any] 
 
 # ---- the engine ----------------------------------------------------------------------------------
 class Predictor:
-    """A model behind one interface: a package on the runtime, or a run / 'default' in torch."""
+    """A model behind the one pipeline (:func:`pcbm.predictor.open_predictor`): a package on the runtime,
+    or a run / 'default' in torch."""
 
     def __init__(self, model: str, threads: int):
+        from pcbm.predictor import as_pipeline, is_runtime, open_predictor, require_concepts
+
         self.ref = model
-        if Path(model, "metadata.json").is_file():
-            from pcbm.runtime import Engine
-
-            self.engine: Any = Engine(model, threads=threads)
-            self.backend, self.identity = "onnxruntime", self.engine.identity
-            self.model = None
-        else:
-            import torch
-
-            from pcbm.models import load_model
-
-            torch.set_num_threads(threads)
-            self.model, self.info = load_model(model)
-            self.model.family.require_concepts("pcbm live")
-            self.backend, self.identity, self.engine = "torch", self.model.identity, None
+        opened = open_predictor(model, threads=threads)
+        require_concepts(opened, "pcbm live")
+        self.pipeline = as_pipeline(opened)
+        self.engine = opened if is_runtime(opened) else None
+        self.model = None if self.engine is not None else opened
+        self.info = {} if self.model is None else self.model.info
+        self.backend, self.identity = ("onnxruntime" if self.engine is not None else "torch"), self.pipeline.identity
 
     def predict(self, image: np.ndarray, spacing: float | None, name: str) -> Any:
-        """The frame's prediction with masks. The head refiner redraws the head only on standard
-        frames, where the page shows HC (it costs more than the rest of the path)."""
-        if self.engine is not None:
-            return self.engine.predict(image, spacing, name=name, keep_masks=True, refine_head="standard")
-        from pcbm.models import predict
-
-        refiner = self.model.head_refiner
-        self.model.attach_head_refiner(None)
-        try:
-            pred = predict(self.model, [image], [spacing], names=[name], keep_masks=True)[0]
-        finally:
-            self.model.attach_head_refiner(refiner)
-        if refiner is not None and pred.status == "standard":  # measured on the refined head, as the runtime does
-            pred = predict(self.model, [image], [spacing], names=[name], keep_masks=True)[0]
-        return pred
+        """The frame's prediction with masks, in one pass. The head refiner redraws the head only on
+        standard frames, where the page shows HC (it costs more than the rest of the path)."""
+        return self.pipeline.predict(image, spacing, name=name, keep_masks=True, refine_head="standard")
 
     def report_html(self, image: np.ndarray, pred: Any, spacing: float | None, name: str) -> str:
         """The full concept report of a frozen frame."""

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from pcbm.data.preprocess import Letterbox
     from pcbm.models.config import ModelConfig
-    from pcbm.models.reliability import Reliability
+    from pcbm.reliability import Reliability
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,12 @@ class FamilyModel(nn.Module):
         self.__dict__["_head_refiner"] = refiner
 
     @property
+    def info(self) -> dict[str, Any]:
+        """What :func:`~pcbm.models.load_model` read beside the weights (run folder, config, metrics,
+        head refiner, reliability); empty for a model built in memory."""
+        return dict(self.__dict__.get("_info") or {})
+
+    @property
     def identity(self) -> dict[str, Any]:
         """Name, pcbm version and the sha256 of the weights file it was loaded from (None when built in
         memory): what each prediction record names."""
@@ -140,7 +146,7 @@ class FamilyModel(nn.Module):
     @property
     def reliability(self) -> Reliability | None:
         """The temperature and out-of-distribution score attached to this model
-        (:class:`pcbm.models.reliability.Reliability`), or None (raw softmax, nothing flagged)."""
+        (:class:`pcbm.reliability.Reliability`), or None (raw softmax, nothing flagged)."""
         return self.__dict__.get("_reliability")
 
     def attach_reliability(self, reliability: Reliability | None) -> None:

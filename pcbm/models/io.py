@@ -102,16 +102,17 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
     from pcbm.models.head_refiner import FILE as REFINER_FILE
     from pcbm.models.head_refiner import load_refiner
     from pcbm.models.pcbm import build_model
-    from pcbm.models.reliability import FILE as RELIABILITY_FILE
-    from pcbm.models.reliability import load_reliability
+    from pcbm.reliability import FILE as RELIABILITY_FILE
+    from pcbm.reliability import load_reliability
 
     pretrained = _pretrained_config(ref)
     if pretrained is not None:
         model = build_model(pretrained)
         weights = model.load_pretrained()
         model.__dict__["_identity"] = {"sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(), "source": str(ref)}
-        return model.eval().to(device), {"run_dir": None, "config": {"model": pretrained.to_dict()}, "metrics": None,
-                                         "weights": str(weights)}
+        info = {"run_dir": None, "config": {"model": pretrained.to_dict()}, "metrics": None, "weights": str(weights)}
+        model.__dict__["_info"] = info
+        return model.eval().to(device), info
     run_dir = resolve_run(ref)
     file = run_dir / MODEL_FILE
     try:
@@ -147,6 +148,7 @@ def load_model(ref: str | Path = "default", device: str | torch.device = "cpu") 
             info[key] = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read {p}: {_first_line(e)} (the run folder {run_dir} is damaged)") from None
+    model.__dict__["_info"] = info
     return model, info
 
 

@@ -42,7 +42,7 @@ class PCBMOutput:
             of its family's ``plane_map`` (e.g. SonoNet-16's "BRAIN-CB"); None for our own families.
         features: (B, C) the segmenter encoder's pooled features (what the out-of-distribution
             score reads), or None.
-        ood_score: (B,) the out-of-distribution score (:mod:`pcbm.models.reliability`), or None
+        ood_score: (B,) the out-of-distribution score (:mod:`pcbm.reliability`), or None
             when the model has no fitted reliability file.
         status_reason: per item, why the status is what it is when the plane's probability alone
             does not say (``"unlike the training data"``), else None.

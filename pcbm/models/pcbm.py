@@ -162,9 +162,9 @@ class PCBM(FamilyModel):
     @staticmethod
     def flag_unfamiliar(out: PCBMOutput, rel: object) -> None:
         """Score each frame against the training distribution (``rel``: a fitted
-        :class:`~pcbm.models.reliability.Reliability`); a frame above its threshold becomes
+        :class:`~pcbm.reliability.Reliability`); a frame above its threshold becomes
         ``not_a_known_plane`` (not standard, no missing criteria) with the reason "unlike the training data"."""
-        from pcbm.models.reliability import REASON
+        from pcbm.reliability import REASON
 
         score = rel.score(out)  # type: ignore[attr-defined]
         out.ood_score = torch.as_tensor(score, dtype=torch.float32)

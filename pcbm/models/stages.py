@@ -15,14 +15,16 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from pcbm.models.families import FamilyModel
 from pcbm.pipeline import RefinerSpec
 from pcbm.reliability import Reliability
+
+if TYPE_CHECKING:
+    from pcbm.models.families import FamilyModel
 
 
 class TorchStages:

@@ -8,6 +8,7 @@ Importing it never imports torch (a test checks this in a fresh interpreter), so
 needs only ``numpy``, ``opencv-python-headless`` and ``onnxruntime``.
 """
 
-from pcbm.runtime.engine import Engine, RuntimeIntervention, usable_cpus
+from pcbm.pipeline import Intervention, Pipeline
+from pcbm.runtime.engine import Engine, OnnxStages, RuntimeIntervention, usable_cpus
 
-__all__ = ["Engine", "RuntimeIntervention", "usable_cpus"]
+__all__ = ["Engine", "Intervention", "OnnxStages", "Pipeline", "RuntimeIntervention", "usable_cpus"]

@@ -1,9 +1,9 @@
 """Running the service: the model resolved to a package, tokens and exposure checked, uvicorn with
 one or several workers, Prometheus multiprocess mode for several, the window dumped periodically.
 
-A run folder or ``default`` is exported to a temporary package at start-up (``pcbm export``, about
-2 minutes for the default model on 2 cores) and served from it, so every worker runs the torch-free
-runtime; export once with ``pcbm export default --out PKG`` and serve ``PKG`` to skip that.
+A run folder or ``default`` is exported once into the package cache (:func:`pcbm.predictor.package_for`:
+about 2 minutes for the default model on 2 cores the first time, seconds after) and served from it,
+so every worker runs the torch-free runtime.
 """
 
 from __future__ import annotations
@@ -44,33 +44,6 @@ class ServerOptions:
     settings: dict[str, Any] = field(default_factory=dict)  # ServeSettings fields (not tokens, not state_dir)
 
 
-def resolve_model(ref: str, say: Callable[[str], None]) -> tuple[Path, Path | None]:
-    """(package folder, temporary folder to remove at exit or None) for PKG | RUN | default."""
-    if Path(ref, "metadata.json").is_file():
-        return Path(ref), None
-    if ref.startswith("models:/"):
-        from pcbm.serve.registry import download
-
-        tmp = Path(tempfile.mkdtemp(prefix="pcbm-serve-model-"))
-        try:
-            return download(ref, tmp, say), tmp
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    if ref != "default" and not Path(ref).is_dir():
-        raise InputError(f"no model at {ref}: give a package from pcbm export, a run folder or 'default'")
-    from pcbm.export.package import export_package
-
-    tmp = Path(tempfile.mkdtemp(prefix="pcbm-serve-model-"))
-    say(f"exporting {ref} to a temporary package (about 2 minutes for default on 2 cores); to skip this, run "
-        f"'pcbm export {ref} --out PKG' once and serve PKG")
-    try:
-        return export_package(ref, tmp / "pkg", progress=lambda m: say(f"export: {m}")), tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _settings(opts: ServerOptions, state_dir: str) -> Any:
     from pcbm.serve.auth import load_tokens
     from pcbm.serve.service import ServeSettings
@@ -93,10 +66,11 @@ def _dumper(window_dir: str, size: int, package: Path, out: str, every: float,
             stop: threading.Event) -> threading.Thread:
     """A thread writing the merged window to ``out`` every ``every`` seconds and once more at stop."""
     from pcbm._io import atomic_open
+    from pcbm.layout import METADATA, REFERENCE
     from pcbm.serve.window import WindowStore
 
-    meta = json.loads((package / "metadata.json").read_text())
-    ref_path = package / "reference.json"
+    meta = json.loads((package / METADATA).read_text())
+    ref_path = package / REFERENCE
     reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
     model = {"name": meta["model"]["name"], "version": meta.get("pcbm_version"),
              "sha256": meta["model"].get("weights_sha256")}
@@ -178,9 +152,10 @@ def serve(model: str, opts: ServerOptions, say: Callable[[str], None] = print) -
 def _serve(model: str, opts: ServerOptions, tokens: tuple[str, ...], say: Callable[[str], None]) -> None:
     import uvicorn
 
+    from pcbm.predictor import package_for
     from pcbm.runtime import Engine, usable_cpus
 
-    package, tmp_model = resolve_model(model, say)
+    package, tmp_model = package_for(model, say)
     state = Path(tempfile.mkdtemp(prefix="pcbm-serve-"))
     stop = threading.Event()
     dumper = None

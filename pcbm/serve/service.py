@@ -109,7 +109,9 @@ class Service:
         self.engine = engine
         self.settings = settings
         self.identity = {k: engine.identity.get(k) for k in ("name", "version", "sha256")}
-        ref_path = Path(engine.package) / "reference.json"
+        from pcbm.layout import REFERENCE
+
+        ref_path = Path(engine.package) / REFERENCE
         self.reference: dict[str, Any] | None = json.loads(ref_path.read_text()) if ref_path.is_file() else None
         self.gate = Gate(settings.max_in_flight, settings.concurrency)
         self.meter = EnergyMeter(settings.watts_per_core, settings.powercap_root)

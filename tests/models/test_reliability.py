@@ -10,7 +10,7 @@ import torch
 
 from pcbm.errors import InputError
 from pcbm.models import build_model, predict_images, save_model
-from pcbm.models.reliability import (
+from pcbm.training.calibration import (
     FILE,
     REASON,
     GaussianScore,

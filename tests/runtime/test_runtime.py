@@ -18,8 +18,9 @@ from pcbm.data import open_dataset
 from pcbm.errors import InputError
 from pcbm.models import Intervention, build_model, load_model, predict, save_model
 from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, save_refiner
-from pcbm.models.reliability import FILE, fit_reliability
+from pcbm.reliability import FILE
 from pcbm.runtime import Engine, usable_cpus
+from pcbm.training.calibration import fit_reliability
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = {"tiny": {}, "tiny_sononet": {"encoder": "sononet16"}}  # every registered encoder kind, tiny

@@ -35,7 +35,7 @@ def test_serve_refuses_unsafe_exposure(package, capsys, monkeypatch) -> None:
     assert _exit_code(["serve", "--model", str(package)]) == 2
     assert "no API tokens" in capsys.readouterr().err
     assert _exit_code(["serve", "--model", "/nonexistent/pkg", "--allow-unauthenticated"]) == 2
-    assert "no model at" in capsys.readouterr().err
+    assert "no model in /nonexistent/pkg: the folder does not exist" in capsys.readouterr().err
 
 
 def test_monitor_renders_a_saved_window(engine, tmp_path, capsys) -> None:
@@ -143,20 +143,20 @@ def test_two_workers_merge_metrics_and_the_window(package, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_run_folder_is_served_from_a_temporary_package(package) -> None:
-    import shutil
-
+def test_a_run_folder_is_served_from_a_package_exported_once_into_the_cache(package, tmp_path, monkeypatch) -> None:
+    from pcbm.predictor import CACHE_ENV, cache_dir, package_for
     from pcbm.runtime import Engine
-    from pcbm.serve.server import resolve_model
 
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     said: list[str] = []
-    pkg, tmp = resolve_model(str(package.parent / "run"), said.append)
-    try:
-        assert tmp is not None and pkg.parent == tmp and (pkg / "reference.json").is_file()
-        assert Engine(pkg).identity["name"] == "tiny" and any("temporary package" in m for m in said)
-    finally:
-        shutil.rmtree(tmp)
-    assert resolve_model(str(package), said.append) == (package, None)  # a package is served as it is
+    pkg, tmp = package_for(str(package.parent / "run"), said.append)
+    assert tmp is None and pkg.parent == cache_dir() and (pkg / "reference.json").is_file()
+    assert Engine(pkg).identity["name"] == "tiny" and any("exporting" in m for m in said)
+    said.clear()
+    assert package_for(str(package.parent / "run"), said.append) == (pkg, None)  # the second start: no export
+    assert not any("exporting" in m for m in said) and any("from the cache" in m for m in said)
+    assert [p.name for p in cache_dir().iterdir()] == [pkg.name]  # no half-written export left beside it
+    assert package_for(str(package), said.append) == (package, None)  # a package is served as it is
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ def test_without_mlflow_the_registry_says_how_to_get_it(package, capsys) -> None
 
 
 def test_bad_models_uri() -> None:
-    from pcbm.serve.registry import parse_models_uri
+    from pcbm.registry import parse_models_uri
 
     assert parse_models_uri("models:/pcbm/3") == ("pcbm", None, "3")
     with pytest.raises(InputError, match="models:/NAME@ALIAS"):
@@ -36,9 +36,9 @@ def test_bad_models_uri() -> None:
 
 def test_register_promote_list_and_serve_a_version(package, tmp_path, monkeypatch, capsys) -> None:
     pytest.importorskip("mlflow")
+    from pcbm.predictor import package_for
+    from pcbm.registry import register, versions
     from pcbm.runtime import Engine
-    from pcbm.serve.registry import register, versions
-    from pcbm.serve.server import resolve_model
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
@@ -52,10 +52,10 @@ def test_register_promote_list_and_serve_a_version(package, tmp_path, monkeypatc
     assert [r["version"] for r in rows] == [2, 1] and set(rows[1]["aliases"]) == {"staging", "production"}
     assert rows[0]["sha256"] == Engine(package).metadata["model"]["weights_sha256"]
     assert _run(["models", "list"]) == 0 and "@production" in capsys.readouterr().out
-    pkg, tmp = resolve_model("models:/pcbm-test@production", lambda m: None)
+    pkg, tmp = package_for("models:/pcbm-test@production", lambda m: None)
     try:
         assert Engine(pkg).identity["sha256"] == Engine(package).identity["sha256"]
     finally:
         shutil.rmtree(tmp)
     with pytest.raises(InputError, match="not in the registry"):
-        resolve_model("models:/pcbm-test@nowhere", lambda m: None)
+        package_for("models:/pcbm-test@nowhere", lambda m: None)

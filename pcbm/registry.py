@@ -83,7 +83,9 @@ def _flat_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
 def register(package: Path, name: str, alias: str | None = None, tracking_uri: str | None = None) -> dict[str, Any]:
     """Log ``package`` as an MLflow run and register it as a new version of ``name`` (see the module docstring)."""
     mlflow, client = _client(tracking_uri)
-    meta = json.loads((Path(package) / "metadata.json").read_text())
+    from pcbm.layout import METADATA
+
+    meta = json.loads((Path(package) / METADATA).read_text())
     model = meta.get("model") or {}
     exp_id = _experiment(mlflow, client)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{model.get('name', 'model')} package") as run:
@@ -149,6 +151,8 @@ def download(uri: str, dest: Path, say: Callable[[str], None] = lambda _m: None)
         raise InputError(f"{uri}: not in the registry at {mlflow.get_tracking_uri()} ({type(e).__name__})") from None
     say(f"downloading {name} version {mv.version} from {mlflow.get_tracking_uri()}")
     path = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dest)))
-    if not (path / "metadata.json").is_file():
+    from pcbm.layout import is_package
+
+    if not is_package(path):
         raise InputError(f"{uri} (version {mv.version}) is not a pcbm model package")
     return path
