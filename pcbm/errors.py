@@ -59,3 +59,23 @@ def look_up(name: Any, registry: Mapping[str, T] | Iterable[str], what: str) -> 
     if name in names:
         return name
     raise unknown_name(name, names, what)
+
+
+def optional_import(module: str, extra: str, purpose: str) -> Any:
+    """``module`` imported, from one of pcbm's optional extras; when it is not installed, an
+    :class:`InputError` naming what needs it and the pip command (the one way pcbm reports a missing extra).
+
+    Example:
+        >>> optional_import("json", "dev", "this example").dumps([1])
+        '[1]'
+        >>> optional_import("no_such_module_xyz", "mlflow", "the model registry")
+        Traceback (most recent call last):
+        ...
+        pcbm.errors.InputError: the model registry needs no_such_module_xyz: pip install 'pcbm[mlflow]'
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"{purpose} needs {module.split('.')[0]}: pip install 'pcbm[{extra}]'") from None

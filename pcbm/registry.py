@@ -28,11 +28,9 @@ _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_.-]+)|/(?P
 
 
 def _mlflow() -> Any:
-    try:
-        import mlflow
-    except ImportError:
-        raise InputError("the model registry needs MLflow: pip install 'pcbm[mlflow]'") from None
-    return mlflow
+    from pcbm.errors import optional_import
+
+    return optional_import("mlflow", "mlflow", "the model registry")
 
 
 def default_tracking_uri() -> str:

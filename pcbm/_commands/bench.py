@@ -69,9 +69,9 @@ def backbones_cmd(
     from pcbm.benchmark.config import BenchConfig
     from pcbm.benchmark.protocols.common import Scale
     from pcbm.benchmark.runner import run
-    from pcbm.training.trainer import _quiet_lightning
+    from pcbm.training.trainer import quiet_lightning
 
-    _quiet_lightning(False)
+    quiet_lightning(False)
     import logging
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # "GPU available: …" per fold

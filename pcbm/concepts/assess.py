@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from pcbm.concepts.ontology import BINARY_PROPERTIES, PLANES, PROPERTY_CONCEPT_NAMES
@@ -47,3 +49,26 @@ def assess(plane_probs: np.ndarray, values: np.ndarray, min_confidence: float = 
         status.append(UNKNOWN if not known else STANDARD if ok else CLOSE)
         missing.append([c.property for c in failed])
     return np.asarray(standard, bool), status, missing
+
+
+def property_row(properties: Mapping[str, float | None], pixel_spacing_mm: float | None, long_side: float) -> np.ndarray:
+    """(P,) property values as the decision reads them, from values by name (a dataset's labels or a
+    prediction's properties): binary ones as given, lengths in mm as a fraction of the image's
+    ``long_side`` (NaN without a pixel spacing), NaN where a value is missing or None.
+
+    Example:
+        >>> from pcbm.concepts import PROPERTY_CONCEPT_NAMES
+        >>> row = property_row({"hc_mm": 100.0, "csp_visible": 1.0}, 0.2, 500)
+        >>> float(row[PROPERTY_CONCEPT_NAMES.index("hc_mm")]), float(row[PROPERTY_CONCEPT_NAMES.index("csp_visible")])
+        (1.0, 1.0)
+    """
+    row = np.full(len(PROPERTY_CONCEPT_NAMES), np.nan)
+    for i, name in enumerate(PROPERTY_CONCEPT_NAMES):
+        v = properties.get(name)
+        if v is None:
+            continue
+        if name in BINARY_PROPERTIES:
+            row[i] = float(v)
+        elif pixel_spacing_mm:
+            row[i] = float(v) / (pixel_spacing_mm * long_side)
+    return row

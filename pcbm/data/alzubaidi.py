@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from pcbm.data.base import EntriesDataset, register_dataset
-from pcbm.data.io import _decode, list_images, read_image
+from pcbm.data.io import decode_image, list_images, read_image
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
 
@@ -68,7 +68,7 @@ def read_colour_mask(path: Path, shape: tuple[int, int], image_path: Path) -> di
         InputError: unreadable file, a size other than the image's, or colours that are not the
             dataset's (a different palette would silently give empty masks).
     """
-    arr = _decode(path, "mask")
+    arr = decode_image(path, "mask")
     if arr.ndim != 3 or arr.shape[2] < 3:
         raise InputError(f"mask {path}: expected a colour (RGB) mask in PASCAL-VOC colours, got a "
                          f"{'grey' if arr.ndim == 2 else f'{arr.shape[2]}-channel'} image")

@@ -322,6 +322,12 @@ def open_dataset(spec: str, split: str = "all", val_fraction: float = 0.2, seed:
     return Subset(ds, ds.split_indices(split, val_fraction, seed))
 
 
+def dataset_kinds() -> list[str]:
+    """Every registered dataset kind (the built-in ones imported first), sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
 def _load_builtin() -> None:
     """Import the built-in dataset modules so their ``@register_dataset`` calls run."""
     import importlib

@@ -109,7 +109,7 @@ def load_dataset(path: str | os.PathLike[str], header_only: bool = False, salt: 
         except InvalidDicomError:
             raise InputError(f"{p}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from None
         except Exception as e:  # pydicom raises many kinds on truncated/corrupt files
-            raise InputError(f"{p}: corrupt DICOM file ({type(e).__name__}: {_short(e)})") from None
+            raise InputError(f"{p}: corrupt DICOM file ({type(e).__name__}: {short_message(e)})") from None
         if not header_only and "PixelData" not in ds and "FloatPixelData" not in ds:
             sop = ds.get("SOPClassUID")
             what = f" (SOP class {sop.name})" if sop is not None else ""
@@ -124,7 +124,7 @@ def load_dataset(path: str | os.PathLike[str], header_only: bool = False, salt: 
     return out
 
 
-def _short(e: BaseException, n: int = 160) -> str:
+def short_message(e: BaseException, n: int = 160) -> str:
     s = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return s if len(s) <= n else s[: n - 1] + "…"
 
@@ -318,7 +318,7 @@ def decode_pixels(ds: Any, path: Path, index: int | None = None) -> tuple[np.nda
     try:
         arr, info = decoder.as_array(ds, index=index)
     except Exception as e:
-        raise InputError(f"{path}: cannot decode pixel data ({type(e).__name__}: {_short(e)})") from None
+        raise InputError(f"{path}: cannot decode pixel data ({type(e).__name__}: {short_message(e)})") from None
     return arr, str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
 
 
@@ -341,7 +341,7 @@ def to_gray(frame: np.ndarray, ds: Any, photometric: str) -> tuple[np.ndarray, l
         try:
             frame = apply_color_lut(frame, ds)
         except Exception as e:
-            raise InputError(f"cannot apply the PALETTE COLOR table ({type(e).__name__}: {_short(e)})") from None
+            raise InputError(f"cannot apply the PALETTE COLOR table ({type(e).__name__}: {short_message(e)})") from None
         notes.append("PALETTE COLOR image mapped through its colour table")
         photometric = "RGB"
     if frame.ndim == 3:
@@ -486,7 +486,7 @@ def _guarded(p: Path, read: Any) -> Any:
     except OSError as e:
         raise InputError(f"{p}: cannot read ({e.strerror or e})") from e
     except Exception as e:
-        raise InputError(f"{p}: cannot read this DICOM file ({type(e).__name__}: {_short(e)})") from e
+        raise InputError(f"{p}: cannot read this DICOM file ({type(e).__name__}: {short_message(e)})") from e
 
 
 def _read(p: Path, frames: str | int, salt: str, date_shift_days: int | None, base_id: str,

@@ -175,7 +175,7 @@ def _scrub(message: str, path: Path, rel: str, name: str) -> str:
 def _read_file(path: Path, sample_id: str, size: int | None, frames: str, salt: str,
                date_shift_days: int | None) -> tuple[list[Sample], str]:
     """The harmonised samples of one file and the file's SHA-256 (raises InputError)."""
-    from pcbm.data.dicom import _short, read_dicom
+    from pcbm.data.dicom import read_dicom, short_message
 
     try:
         raw = read_dicom(path, frames=frames, salt=salt, date_shift_days=date_shift_days, sample_id=sample_id)
@@ -187,7 +187,7 @@ def _read_file(path: Path, sample_id: str, size: int | None, frames: str, salt: 
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     except Exception as e:  # one odd file must not stop the others
-        raise InputError(f"{path}: cannot convert ({type(e).__name__}: {_short(e)})") from None
+        raise InputError(f"{path}: cannot convert ({type(e).__name__}: {short_message(e)})") from None
 
 
 def _convert(files: list[Path], src: Path, size: int | None, frames: str, salt: str, date_shift_days: int | None,

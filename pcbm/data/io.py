@@ -116,7 +116,7 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         return None
 
 
-def _decode(path: str | os.PathLike[str], what: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(path: str | os.PathLike[str], what: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     p = _open_checked(path, what)
     try:
         dims = header_size(p)
@@ -245,7 +245,7 @@ def read_input_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS,
             raise _too_large(p, "image", image.shape[1], image.shape[0], max_pixels)
         source = f"DICOM header ({source})" if source else None
         return LoadedImage(image, [*notes, *check_image(image, str(p))], spacing, source, str(path))
-    image, notes = to_gray_uint8(_decode(p, "image", max_pixels), str(p))
+    image, notes = to_gray_uint8(decode_image(p, "image", max_pixels), str(p))
     notes += check_image(image, str(p))
     spacing, source = find_pixel_spacing(p) if find_spacing else (None, None)
     return LoadedImage(image, notes, spacing, source, str(path))
@@ -345,7 +345,7 @@ def read_mask(
     Raises:
         InputError: missing/corrupt/too large file, or a size that differs from the image (naming both files).
     """
-    arr = _decode(path, "mask")
+    arr = decode_image(path, "mask")
     mask = arr.any(axis=2) if arr.ndim == 3 else arr > 0
     if like is not None:
         shape = tuple(like.shape[:2]) if isinstance(like, np.ndarray) else tuple(like)
@@ -389,7 +389,7 @@ def expand_inputs(args: Sequence[str | os.PathLike[str]]) -> list[Any]:
         >>> [type(x).__name__ for x in expand_inputs(["phantom:n=2,size=64"])]
         ['DatasetItem', 'DatasetItem']
     """
-    from pcbm.data.base import _REGISTRY, DatasetItem, _load_builtin, open_dataset, parse_spec
+    from pcbm.data.base import DatasetItem, dataset_kinds, open_dataset, parse_spec
     from pcbm.data.dicom import is_dicom_file
 
     out: list[Any] = []
@@ -405,12 +405,12 @@ def expand_inputs(args: Sequence[str | os.PathLike[str]]) -> list[Any]:
                 continue
             spec = f"{kind}:{p}"
         elif not p.exists() and ":" in str(arg):
-            _load_builtin()
+            kinds = dataset_kinds()
             kind = parse_spec(str(arg))[0]
             looks_like_spec = re.fullmatch(r"[a-z_][a-z0-9_]*", kind) and p.suffix.lower() not in IMAGE_EXTENSIONS
-            if kind not in _REGISTRY and looks_like_spec:
-                raise unknown_name(kind, sorted(_REGISTRY), "dataset kind", f" in data spec {str(arg)!r}")
-            spec = str(arg) if kind in _REGISTRY else None
+            if kind not in kinds and looks_like_spec:
+                raise unknown_name(kind, kinds, "dataset kind", f" in data spec {str(arg)!r}")
+            spec = str(arg) if kind in kinds else None
         if spec is None:
             out.append(p)
             continue

@@ -21,8 +21,7 @@ from pcbm.errors import InputError
 
 SCREEN = (735, 975)
 CROP = (slice(115, 734), slice(81, 874))
-# SonoNet's class -> our plane (the same map as pcbm.models.sononet.CLASS_TO_PLANE, kept torch-free here;
-# a test checks the two agree)
+# SonoNet's classes in its output order -> our planes: the one map (pcbm.models.sononet's CLASS_TO_PLANE is it)
 SONONET_PLANES = {
     "3VV": "thorax", "4CH": "thorax", "ABDOMINAL": "abdomen", "BACKGROUND": "other",
     "BRAIN-CB": "trans_cerebellar", "BRAIN-TV": "trans_ventricular", "FEMUR": "femur", "KIDNEYS": "other",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 
@@ -10,9 +9,8 @@ def captum_attr() -> ModuleType:
     """Return ``captum.attr``, importing it on first use.
 
     Raises:
-        ImportError: with the install command, when captum is not installed.
+        InputError: with the install command, when captum is not installed.
     """
-    try:
-        return importlib.import_module("captum.attr")
-    except ModuleNotFoundError as e:  # pragma: no cover - captum is a declared extra
-        raise ImportError("pcbm.explain needs captum: pip install 'pcbm[explain]' (captum==0.9.0)") from e
+    from pcbm.errors import optional_import
+
+    return optional_import("captum.attr", "explain", "pcbm.explain")

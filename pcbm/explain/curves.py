@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from pcbm.concepts import BINARY_PROPERTIES, PLANE_NAMES, PROPERTY_CONCEPT_NAMES
+from pcbm.concepts.assess import property_row
 from pcbm.errors import InputError
 
 BINARY_INDEX = np.array([PROPERTY_CONCEPT_NAMES.index(n) for n in BINARY_PROPERTIES])
@@ -70,16 +71,7 @@ class ConceptSet:
                 z = model.from_masks(torch.zeros_like(out.masks), x, long_side=ls)
                 zero.append(model.property_values(z.property_logits).numpy())
             for s, b in zip(batch, boxes, strict=True):
-                row = np.full(len(PROPERTY_CONCEPT_NAMES), np.nan)
-                for i, n in enumerate(PROPERTY_CONCEPT_NAMES):
-                    v = s.properties.get(n)
-                    if v is None:
-                        continue
-                    if n in BINARY_PROPERTIES:
-                        row[i] = float(v)
-                    elif s.pixel_spacing_mm:
-                        row[i] = float(v) / (s.pixel_spacing_mm * b.long_side)
-                true.append(row)
+                true.append(property_row(s.properties, s.pixel_spacing_mm, b.long_side))
                 planes.append(PLANE_NAMES.index(s.plane) if s.plane in PLANE_NAMES else -1)
                 std.append(-1 if s.standard is None else int(bool(s.standard)))
                 ids.append(s.id)
@@ -100,10 +92,6 @@ def decision_right(pred_plane: np.ndarray, pred_standard: np.ndarray, plane: np.
     """Per item: the decision is right (the plane, and standardness where labelled; -1 = unlabelled)."""
     ok = (pred_plane == plane) | (plane < 0)
     return ok & ((standard < 0) | (pred_standard.astype(int) == standard))
-
-
-class Expert(Protocol):
-    def answer(self, true_value: float, rng: np.random.Generator) -> float: ...
 
 
 @dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
-from pcbm.concepts.ontology import _unknown
-from pcbm.errors import InputError
+from pcbm.errors import InputError, unknown_name
 
 TargetKind = Literal["plane", "property", "visual"]
 _ORDERS: dict[str, tuple[str, ...]] = {
@@ -50,4 +49,4 @@ def resolve_target(target: str | int, kind: TargetKind | None = None) -> tuple[T
         if name in _ORDERS[k]:
             return k, _ORDERS[k].index(name)  # type: ignore[return-value]
     known = [n for k in kinds for n in _ORDERS[k]]
-    raise _unknown("target" if not kind else f"{kind} target", name, known)
+    raise unknown_name(name, known, "target" if not kind else f"{kind} target")

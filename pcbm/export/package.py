@@ -71,8 +71,9 @@ class _Decision(nn.Module):
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: Sequence[str], outputs: Sequence[str],
             path: Path) -> None:
     """One graph with a dynamic batch dimension, checked by onnx."""
-    import onnx
+    from pcbm.errors import optional_import
 
+    onnx = optional_import("onnx", "export", "pcbm export")
     module.eval()
     batch = torch.export.Dim("batch", min=1, max=1024)
     shapes = tuple({0: batch} for _ in names)  # by position: the arg names need not match the inputs

@@ -36,18 +36,14 @@ from torch import nn
 
 from pcbm.concepts import PLANE_NAMES
 from pcbm.data.preprocess import Letterbox, make_letterbox
+from pcbm.data.sononet_frames import SONONET_PLANES
 from pcbm.errors import InputError
 from pcbm.models.config import ModelConfig
 from pcbm.models.families import FamilyModel, ModelFamily, register_family
 from pcbm.models.output import Intervention, PCBMOutput
 
 # SonoNet's classes in its output order -> our planes (it has no trans-thalamic and no cervix class)
-CLASS_TO_PLANE = {
-    "3VV": "thorax", "4CH": "thorax", "ABDOMINAL": "abdomen", "BACKGROUND": "other",
-    "BRAIN-CB": "trans_cerebellar", "BRAIN-TV": "trans_ventricular", "FEMUR": "femur", "KIDNEYS": "other",
-    "LIPS": "other", "LVOT": "thorax", "PROFILE": "other", "RVOT": "thorax", "SPINE-CORONAL": "other",
-    "SPINE-SAGITTAL": "other",
-}
+CLASS_TO_PLANE = SONONET_PLANES
 CLASS_NAMES = tuple(CLASS_TO_PLANE)
 INPUT_SHAPE = (224, 288)  # rows × columns
 WIDTHS = (16, 16, 32, 32, 64, 64, 64, 128, 128, 128, 128, 128, 128)  # the 3×3 blocks

@@ -58,10 +58,9 @@ class _OpenVINOGraph:
     """One graph compiled by OpenVINO for the CPU, run as an onnxruntime session is (``run(None, feeds)``)."""
 
     def __init__(self, path: Path, threads: int, bf16: bool):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise InputError("backend 'openvino' needs OpenVINO (pip install openvino)") from None
+        from pcbm.errors import optional_import
+
+        ov = optional_import("openvino", "openvino", "runtime backend 'openvino'")
         core = ov.Core()
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
@@ -79,9 +78,9 @@ class OnnxStages:
 
     def __init__(self, package: str | os.PathLike[str], threads: int | None = None, verify: bool = True,
                  spin: bool = False, backend: str | None = None):
-        import onnxruntime as ort
+        from pcbm.errors import look_up, optional_import
 
-        from pcbm.errors import look_up
+        ort = optional_import("onnxruntime", "export", "the runtime")
 
         self.backend = look_up(backend or os.environ.get(BACKEND_ENV) or "onnxruntime", BACKENDS, "runtime backend")
         self.package = Path(package)

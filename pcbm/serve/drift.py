@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES
-from pcbm.concepts.ontology import CONTINUOUS_PROPERTIES
 
 PSI_FLOOR = 1e-4  # proportions below this count as this (an empty bin)
 MIN_N = 30  # fewer applicable values than this in the window: no PSI / KS for that concept
@@ -132,18 +131,9 @@ def plane_mix_drift(reference_mix: Mapping[str, float], planes: np.ndarray) -> d
 def drift_row(pred: Any, shape: tuple[int, int], pixel_spacing_mm: float | None) -> np.ndarray:
     """A prediction's property values as the reference holds them: probabilities, lengths as a
     fraction of the image's long side (NaN without a pixel spacing), NaN where not applicable."""
-    long_side = float(max(shape))
-    row = np.full(len(PROPERTY_CONCEPT_NAMES), np.nan)
-    for i, name in enumerate(PROPERTY_CONCEPT_NAMES):
-        v = pred.properties.get(name)
-        if v is None:
-            continue
-        if name in CONTINUOUS_PROPERTIES:
-            if pixel_spacing_mm:
-                row[i] = float(v) / (pixel_spacing_mm * long_side)
-        else:
-            row[i] = float(v)
-    return row
+    from pcbm.concepts.assess import property_row
+
+    return property_row(pred.properties, pixel_spacing_mm, float(max(shape)))
 
 
 def drift_summary(reference: Mapping[str, Any], planes: np.ndarray, values: np.ndarray) -> dict[str, Any]:

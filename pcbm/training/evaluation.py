@@ -161,7 +161,7 @@ class _MaskScores:
                 self.dice[c].append(2.0 * float((pr & gt).sum()) / float(pr.sum() + gt.sum()))
         hc_true = s.properties.get("hc_mm")
         if "head" in probs and hc_true is not None and s.pixel_spacing_mm:
-            hc, reliable = _hc_mm(probs["head"], s.pixel_spacing_mm)
+            hc, reliable = hc_of_mask(probs["head"], s.pixel_spacing_mm)
             self.hc.append((abs(hc - float(hc_true)), float(hc_true), reliable))
 
     def _refine(self, image: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -213,7 +213,7 @@ def _load(dataset: SampleDataset, indices: range, failed: list[dict[str, Any]]) 
     return samples
 
 
-def _hc_mm(prob: np.ndarray, spacing: float) -> tuple[float, bool]:
+def hc_of_mask(prob: np.ndarray, spacing: float) -> tuple[float, bool]:
     """HC (mm) of the robust ellipse fitted to the predicted head mask and whether the fit is
     reliable (:func:`pcbm.concepts.measure.measure`); (0, False) when nothing is segmented."""
     from pcbm.concepts.measure import measure

@@ -117,7 +117,7 @@ def evaluate_refiner(refiner: HeadRefiner, samples: Any,
     model involved), or a function ``coarse(sample)`` giving the mask (a plane model's prediction).
     HC is measured as ``predict`` measures it (:func:`pcbm.concepts.measure.measure`: the robust
     ellipse, flagged when unreliable); figures from :func:`pcbm.training.evaluation.hc_summary`."""
-    from pcbm.training.evaluation import _hc_mm, hc_summary
+    from pcbm.training.evaluation import hc_of_mask, hc_summary
 
     errors, true_hc, ok, dices, rows = [], [], [], [], []
     n = len(samples) if limit is None else min(limit, len(samples))
@@ -137,7 +137,7 @@ def evaluate_refiner(refiner: HeadRefiner, samples: Any,
         if prob is None:
             row["error"] = "no head found"
         if hc_true is not None and s.pixel_spacing_mm:
-            hc, reliable = _hc_mm(pred.astype(np.float32), s.pixel_spacing_mm)
+            hc, reliable = hc_of_mask(pred.astype(np.float32), s.pixel_spacing_mm)
             row.update(hc_mm=hc, hc_true_mm=float(hc_true), reliable=reliable)
             errors.append(abs(hc - float(hc_true)))
             true_hc.append(float(hc_true))
@@ -165,12 +165,12 @@ def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
     from pcbm._io import check_output_dir, jsonable, staged_dir, write_json
     from pcbm.data import open_dataset
     from pcbm.models.head_refiner import save_refiner
-    from pcbm.training.trainer import _quiet_lightning, resolve_precision
+    from pcbm.training.trainer import quiet_lightning, resolve_precision
 
     out = Path(cfg.out)
     check_output_dir(out, "--out", overwrite=overwrite)
     torch.set_num_threads(cfg.threads)
-    _quiet_lightning(cfg.progress)
+    quiet_lightning(cfg.progress)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trains = [open_dataset(spec, split="train", val_fraction=cfg.val_fraction, seed=cfg.split_seed) for spec in cfg.data]
     vals = [open_dataset(spec, split="val", val_fraction=cfg.val_fraction, seed=cfg.split_seed) for spec in cfg.data]

@@ -80,7 +80,7 @@ class _DropAdverts(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
-def _quiet_lightning(verbose: bool) -> None:
+def quiet_lightning(verbose: bool) -> None:
     """Lightning's own chatter: its LitLogger advert never; its INFO lines (GPU available, AMP, …)
     only when progress is shown; torch's LeafSpec deprecation warning from inside Lightning never."""
     log = logging.getLogger("lightning.pytorch")
@@ -173,7 +173,7 @@ def _fit(cfg: TrainConfig, stage: Path, overwrite: bool, saved: dict[str, Any] |
     from pcbm.training.runs import CHECKPOINT, TrainingInterrupted
 
     torch.set_num_threads(cfg.threads)
-    _quiet_lightning(cfg.progress)
+    quiet_lightning(cfg.progress)
     seed = _draw_seed(cfg.seed, start)
     L.seed_everything(seed, workers=True, verbose=False)
     module, dm = _setup(cfg, stage, overwrite, saved, seed)

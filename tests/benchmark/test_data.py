@@ -12,10 +12,10 @@ from pcbm.benchmark.protocols.common import is_main_process
 FRAMES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sononet"
 
 
-def test_sononet_plane_map_is_the_models_one() -> None:
-    from pcbm.models.sononet import CLASS_TO_PLANE
+def test_sononet_plane_map_is_the_models_one_in_its_output_order() -> None:
+    from pcbm.models.sononet import CLASS_NAMES, CLASS_TO_PLANE
 
-    assert SONONET_PLANES == CLASS_TO_PLANE
+    assert CLASS_TO_PLANE is SONONET_PLANES and tuple(SONONET_PLANES) == CLASS_NAMES and len(CLASS_NAMES) == 14
 
 
 def test_sononet_frames_are_cropped_and_labelled() -> None:

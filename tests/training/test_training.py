@@ -129,9 +129,22 @@ def test_fast_dev_run_per_mode(mode: str) -> None:
     ds = ListDataset([_hc18_like(i) if i % 2 else _phantom_like(i) for i in range(8)])
     loader = torch.utils.data.DataLoader([encode_sample(s, 64) for s in ds], batch_size=4, collate_fn=collate)
     module = PCBMTrainingModule(build_model("tiny"), mode=mode)
+    before = {k: v.clone() for k, v in module.model.state_dict().items() if v.is_floating_point()}
     trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
     trainer.fit(module, loader, loader)
+    _assert_one_step_learnt(trainer, module, before)
+
+
+def _assert_one_step_learnt(trainer, module, before) -> None:
+    """The step ran: a finite training loss was logged, every weight is finite and the segmenter's
+    (or the encoder's) and the decision's (or the head's) weights moved."""
+    loss = trainer.callback_metrics.get("train/loss")
+    assert loss is not None and torch.isfinite(loss), trainer.callback_metrics
+    after = module.model.state_dict()
+    assert all(torch.isfinite(after[k]).all() for k in before)
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert moved & {"segmenter", "encoder"} and moved & {"decision", "head"}, moved
 
 
 def test_fast_dev_run_baseline() -> None:
@@ -139,7 +152,10 @@ def test_fast_dev_run_baseline() -> None:
                                          collate_fn=collate)
     trainer = L.Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
-    trainer.fit(PCBMTrainingModule(build_model("tiny_baseline")), loader, loader)
+    module = PCBMTrainingModule(build_model("tiny_baseline"))
+    before = {k: v.clone() for k, v in module.model.state_dict().items() if v.is_floating_point()}
+    trainer.fit(module, loader, loader)
+    _assert_one_step_learnt(trainer, module, before)
 
 
 def test_bad_mode() -> None:
@@ -206,7 +222,7 @@ def test_lightning_chatter_is_filtered(caplog) -> None:
 
     from lightning.pytorch.utilities import rank_zero_info
 
-    quiet = sys.modules["pcbm.training.trainer"]._quiet_lightning
+    quiet = sys.modules["pcbm.training.trainer"].quiet_lightning
     level = logging.getLogger("lightning.pytorch").level
     try:
         with caplog.at_level(logging.INFO, logger="lightning.pytorch"):

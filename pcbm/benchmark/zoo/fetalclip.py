@@ -43,10 +43,11 @@ def read_config(config: str | None, tiny: dict[str, Any]) -> dict[str, Any]:
 @register_family("fetalclip")
 def build_fetalclip(spec: BackboneSpec, checkpoint: str | None, pooling: str, input_size: tuple[int, int],
                     overrides: dict[str, Any], config: str | None = None) -> Any:
-    try:
-        from open_clip.model import CLIPVisionCfg, _build_vision_tower, resize_pos_embed
-    except ImportError:
-        raise InputError("fetalclip needs open_clip: pip install 'pcbm[fetalclip]' (open-clip-torch)") from None
+    from pcbm.errors import optional_import
+
+    clip_model = optional_import("open_clip.model", "fetalclip", "fetalclip")
+    CLIPVisionCfg, _build_vision_tower, resize_pos_embed = (  # noqa: N806 - open_clip's own names
+        clip_model.CLIPVisionCfg, clip_model._build_vision_tower, clip_model.resize_pos_embed)
     from pcbm.benchmark.zoo.encoder import load_into, read_state_dict, strip_prefixes
 
     cfg = read_config(config, overrides)
