@@ -169,25 +169,12 @@ class Pipeline:
     def __init__(self, stages: Stages):
         self.stages = stages
 
-    @property
-    def size(self) -> int:
-        return int(self.stages.size)
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return self.stages.identity
-
-    @property
-    def temperature(self) -> float:
-        return float(self.stages.temperature)
-
-    @property
-    def reliability(self) -> Reliability | None:
-        return self.stages.reliability
-
-    @property
-    def min_confidence(self) -> float:
-        return float(self.stages.min_confidence)
+    # what the stages say of the model, read through the pipeline (an Engine's ``engine.reliability``, ...)
+    size = property(lambda self: int(self.stages.size), doc="The model's input side S.")
+    identity = property(lambda self: self.stages.identity, doc="Name, version, sha256 and source of the model.")
+    temperature = property(lambda self: float(self.stages.temperature), doc="The plane logits' divisor.")
+    reliability = property(lambda self: self.stages.reliability, doc="The out-of-distribution score, or None.")
+    min_confidence = property(lambda self: float(self.stages.min_confidence), doc="Below it: not a known plane.")
 
     # ---- prediction -----------------------------------------------------------------------------
     def predict(self, image: np.ndarray, pixel_spacing_mm: float | None = None, intervention: Any = None,

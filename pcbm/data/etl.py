@@ -42,15 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from pcbm._io import sha256_file
-from pcbm.data.harmonise import (  # noqa: F401  (re-exported: the harmonising step used to live here)
-    BRIGHT_THRESHOLD,
-    MIN_SECTOR_FRACTION,
-    FieldOfView,
-    cine_field_of_view,
-    estimate_sector,
-    field_of_view,
-    harmonise,
-)
+from pcbm.data.harmonise import cine_field_of_view, harmonise
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
 

@@ -113,19 +113,12 @@ def _classifier_prediction(out: PCBMOutput, j: int, name: str, pixel_spacing_mm:
     return pred
 
 
-def predict_images(
-    model: FamilyModel,
-    images: Sequence[np.ndarray],
-    pixel_spacing_mm: Sequence[float | None] | float | None = None,
-    names: Sequence[str] | None = None,
-    intervention: Intervention | None = None,
-    batch_size: int = 8,
-) -> list[dict[str, Any]]:
+def predict_images(model: FamilyModel, images: Sequence[np.ndarray], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`predict` as JSON-ready dicts (``Prediction.to_dict()``): image, plane, plane_probs, status,
     standard, properties, measurements, missing_criteria, status_reason, reliability; for a
     reference classifier (a family with a ``plane_map``, e.g. SonoNet-16) also ``model_class`` and
     ``model_class_probs``, its own classes."""
-    return [p.to_dict() for p in predict(model, images, pixel_spacing_mm, names, intervention, batch_size)]
+    return [p.to_dict() for p in predict(model, images, *args, **kwargs)]
 
 
 def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:

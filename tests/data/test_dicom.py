@@ -18,7 +18,8 @@ from pcbm.cli import app  # noqa: E402
 from pcbm.data.check import check_dataset  # noqa: E402
 from pcbm.data.deid import deidentify, hash_uid  # noqa: E402
 from pcbm.data.dicom import find_dicom_files, read_dicom  # noqa: E402
-from pcbm.data.etl import cine_field_of_view, estimate_sector, harmonise, read_manifest, run_etl  # noqa: E402
+from pcbm.data.etl import read_manifest, run_etl  # noqa: E402
+from pcbm.data.harmonise import cine_field_of_view, estimate_sector, harmonise  # noqa: E402
 from pcbm.data.io import read_image  # noqa: E402
 from pcbm.data.sample import Sample  # noqa: E402
 from pcbm.errors import InputError  # noqa: E402

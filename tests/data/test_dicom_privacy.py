@@ -28,7 +28,8 @@ from dicom_helpers import (  # noqa: E402
 from pcbm.cli import app, main  # noqa: E402
 from pcbm.data.deid import deidentify  # noqa: E402
 from pcbm.data.dicom import read_dicom, read_dicom_frame  # noqa: E402
-from pcbm.data.etl import harmonise, read_manifest, run_etl  # noqa: E402
+from pcbm.data.etl import read_manifest, run_etl  # noqa: E402
+from pcbm.data.harmonise import harmonise  # noqa: E402
 from pcbm.data.io import read_image  # noqa: E402
 from pcbm.errors import InputError  # noqa: E402
 
