@@ -25,8 +25,12 @@ def register(app: typer.Typer) -> None:
         session: Path = typer.Option(Path("pcbm-live"), "--session", help="Where session folders (gallery, reports, "
                                      "summary) go when not recording."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to serve the page on (0.0.0.0 for the room's "
-                                 "tablets)."),
+                                 "tablets; the page URL printed at start carries its token)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
+        token_file: Path = typer.Option(None, "--token-file", help="The page's token(s), one per line (default: a new "
+                                        "random token each session, printed in the page URL)."),
+        allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", help="Serve the page without a "
+                                                   "token (loopback hosts only)."),
         threads: int = typer.Option(None, "--threads", min=1, help="Engine threads (default: the CPUs this process "
                                     "may use)."),
         freeze_only: bool = typer.Option(False, "--freeze-only", help="Predict only frozen screens (slow models)."),
@@ -37,14 +41,18 @@ def register(app: typer.Typer) -> None:
         navigate_to: str = typer.Option(None, "--navigate-to", help="Steer the probe-move hints toward this plane "
                                         "(e.g. femur; default: the nearest, the most probable one)."),
     ) -> None:
-        """Run a model on live video: a page at http://HOST:PORT/ with the plane, the status, what is missing
-        and the outlines; /healthz for a liveness probe. Ctrl-C ends the session and writes its summary."""
+        """Run a model on live video: a page at http://HOST:PORT/?token=TOKEN with the plane, the status, what
+        is missing and the outlines; /healthz for a liveness probe. Ctrl-C ends the session and writes its summary."""
         import uvicorn
 
         from pcbm.live.app import create_app
+        from pcbm.live.lock import page_tokens, page_url
         from pcbm.live.session import LiveSession
         from pcbm.live.sources import parse_source
 
+        tokens, warning = page_tokens(host, token_file, allow_unauthenticated)
+        if warning:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
         if record_format not in ("mp4", "lossless"):
             raise InputError(f"--record-format must be mp4 or lossless, got {record_format!r}")
         parse_source(source)
@@ -59,11 +67,16 @@ def register(app: typer.Typer) -> None:
         live = LiveSession(source, model, folder, record=record is not None, record_format=record_format,
                            record_raw=record_raw, threads=threads, freeze_only=freeze_only, reports=not no_reports,
                            hang_s=hang, pixel_spacing_mm=pixel_spacing, navigate_to=navigate_to).start()
-        server = uvicorn.Server(uvicorn.Config(create_app(live), host=host, port=port, log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(create_app(live, tokens=tokens), host=host, port=port,
+                                               log_level="warning"))
         if duration:
             threading.Timer(duration, lambda: setattr(server, "should_exit", True)).start()
-        typer.echo(f"[live] {live.spec.describe()} → http://{host}:{port}/  (session folder {folder}); Ctrl-C ends",
-                   err=True)
+        url = page_url(host, port, None if token_file or not tokens else tokens[0])  # never echo a user's token
+        if token_file:
+            url += f"?token=<the token in {token_file}>"
+        if host in ("0.0.0.0", "::"):
+            url += f" (on the tablets: this machine's address in place of {host})"
+        typer.echo(f"[live] {live.spec.describe()} → {url}  (session folder {folder}); Ctrl-C ends", err=True)
         try:
             server.run()
         finally:

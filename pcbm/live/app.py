@@ -6,12 +6,16 @@ bytes of seq and capture time as float64, then a JPEG) and JSON messages (``hell
 ``engine``, ``report``, ``captured``), and the page's ``{"action": "capture"}``; ``POST /capture``
 the capture button for scripts; ``GET /session/{path}`` the gallery, reports and summary;
 ``POST /summary`` writes the session summary now.
+
+Every route but ``/healthz`` is behind the page's lock (:mod:`pcbm.live.lock`): the session's token
+(``?token=`` or ``Authorization: Bearer``) and an ``Origin`` check; ``/stats`` counts the refusals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,11 +24,20 @@ from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from pcbm.errors import InputError
+from pcbm.live.lock import LockMiddleware, PageLock
+from pcbm.serve.auth import is_loopback
 
 
-def create_app(session: Any) -> Any:
-    """The FastAPI app of a started :class:`~pcbm.live.session.LiveSession`."""
+def create_app(session: Any, *, tokens: Sequence[str]) -> Any:
+    """The FastAPI app of a started :class:`~pcbm.live.session.LiveSession`.
+
+    Args:
+        session: the started session.
+        tokens: the page's tokens (:func:`pcbm.live.lock.page_tokens`); empty serves without a lock,
+            for loopback names only. The lock is ``app.state.lock``.
+    """
     hub = session.hub
+    lock = PageLock(tokens)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
@@ -36,7 +49,9 @@ def create_app(session: Any) -> Any:
             pump.cancel()
             hub.loop = None
 
-    app = FastAPI(title="pcbm live", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="pcbm live", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(LockMiddleware, lock=lock)
+    app.state.lock = lock
     page = resources.files("pcbm.live").joinpath("static/index.html").read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)
@@ -51,7 +66,7 @@ def create_app(session: Any) -> Any:
 
     @app.get("/stats")
     def stats() -> dict[str, Any]:
-        return session.status()
+        return {**session.status(), "refused": dict(lock.refused)}
 
     @app.post("/capture")
     def capture() -> dict[str, Any]:
@@ -106,15 +121,23 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def serving(session: Any, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0) -> Any:
-    """Serve ``session``'s page on a background thread (uvicorn); yields the base URL."""
+def serving(session: Any, host: str = "127.0.0.1", port: int | None = None, timeout: float = 20.0,
+            token: str | None = None) -> Any:
+    """Serve ``session``'s page on a background thread (uvicorn); yields the base URL.
+
+    With ``token`` every route but ``/healthz`` needs it (``?token=`` or ``Authorization: Bearer``);
+    without, only a loopback ``host`` is served.
+    """
     import threading
     import time
 
     import uvicorn
 
+    if token is None and not is_loopback(host):
+        raise InputError(f"serving the live page on {host!r} needs a token (loopback hosts only without one)")
     port = port or free_port(host)
-    server = uvicorn.Server(uvicorn.Config(create_app(session), host=host, port=port, log_level="warning"))
+    app = create_app(session, tokens=(token,) if token else ())
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="pcbm-live-web", daemon=True)
     thread.start()
     t0 = time.time()

@@ -23,12 +23,14 @@ from pcbm.live.session import LiveSession
 
 pytestmark = pytest.mark.slow
 
+TOKEN = "live-session-token-for-tests-0123456789"  # the page's lock: every route but /healthz wants it
+
 
 def _messages(url: str, until, timeout: float = 30.0) -> list[dict]:
     """Read the page's WebSocket until ``until(messages)`` holds (JSON messages; frames counted)."""
     out: list[dict] = []
     t0 = time.time()
-    with connect(url.replace("http", "ws") + "/ws", open_timeout=10) as ws:
+    with connect(url.replace("http", "ws") + f"/ws?token={TOKEN}", open_timeout=10) as ws:
         while time.time() - t0 < timeout:
             try:
                 m = ws.recv(timeout=1.0)
@@ -49,7 +51,7 @@ def test_engine_killed_mid_stream_recording_goes_on(tiny_package, tmp_path):
     s = LiveSession("phantom-sweep:fps=30,frames=60,size=128", str(tiny_package), tmp_path / "s", record=True,
                     threads=1).start()
     try:
-        with serving(s) as url:
+        with serving(s, token=TOKEN) as url:
             first = _messages(url, lambda ms: sum(m["type"] == "result" for m in ms) >= 5)
             assert any(m["type"] == "frame" for m in first)
             pid = s.engine_proc.pid
@@ -88,19 +90,20 @@ def test_frozen_screens_get_reports_and_the_session_a_summary(tiny_package, tmp_
     s = LiveSession("phantom-sweep:fps=60,frames=21,size=128,hold=0.5,loop=0", str(tiny_package), tmp_path / "s",
                     threads=1, freeze_s=0.1).start()
     try:
-        with serving(s) as url:
+        with serving(s, token=TOKEN) as url:
             msgs = _messages(url, lambda ms: sum(m["type"] == "report" for m in ms) >= 2, timeout=40)
             rep = next(m for m in msgs if m["type"] == "report")
-            page = urllib.request.urlopen(url + rep["url"], timeout=5).read().decode()
+            page = urllib.request.urlopen(url + rep["url"] + f"?token={TOKEN}", timeout=5).read().decode()
             assert "<html" in page.lower() and "need the torch model" in page
             res = [m for m in msgs if m["type"] == "result"]
             assert any(m["frozen"] for m in res) and all("status_words" in m["view"] for m in res)
-            got = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/capture", method="POST"),
-                                                    timeout=10).read())
+            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            got = json.loads(urllib.request.urlopen(urllib.request.Request(url + "/capture", method="POST",
+                                                                           headers=bearer), timeout=10).read())
             assert got["file"].startswith("/session/gallery/capture_001")
-            assert urllib.request.urlopen(url + got["file"], timeout=5).read()[:4] == b"\x89PNG"
-            with pytest.raises(urllib.error.HTTPError):
-                urllib.request.urlopen(url + "/session/../../etc/passwd", timeout=5)
+            assert urllib.request.urlopen(url + got["file"] + f"?token={TOKEN}", timeout=5).read()[:4] == b"\x89PNG"
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(url + f"/session/../../etc/passwd?token={TOKEN}", timeout=5)
     finally:
         summary = s.stop()
     folder = tmp_path / "s"
