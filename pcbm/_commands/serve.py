@@ -26,6 +26,10 @@ def register(app: typer.Typer) -> None:
         max_upload_mb: float = typer.Option(32.0, "--max-upload-mb", min=0.001, help="Larger request bodies: 413."),
         max_in_flight: int = typer.Option(4, "--max-in-flight", min=1, help="Model requests running or queued per "
                                           "worker; one more gets 503 with Retry-After."),
+        body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.001, help="Seconds a request body may take "
+                                           "to arrive (read before a model slot is taken); a slower one gets 408."),
+        queue_timeout: float = typer.Option(60.0, "--queue-timeout", min=0.001, help="Seconds a request may wait for "
+                                            "its turn at the model; a longer wait gets 503 with Retry-After."),
         window: int = typer.Option(1000, "--window", min=1, help="Predictions in the drift window (all workers)."),
         window_out: Path = typer.Option(None, "--window-out", help="Save the drift window here (JSON, for pcbm "
                                         "monitor) periodically and at exit."),
@@ -49,6 +53,7 @@ def register(app: typer.Typer) -> None:
                              window_out=str(window_out) if window_out else None, dump_every_s=dump_every,
                              access_log=access_log,
                              settings={"max_upload_bytes": int(max_upload_mb * (1 << 20)), "max_in_flight": max_in_flight,
+                                       "body_timeout_s": body_timeout, "queue_timeout_s": queue_timeout,
                                        "window_size": window, "watts_per_core": watts_per_core,
                                        "refine_head": refine_head})
         serve(model, opts, say=lambda m: typer.echo(f"[serve] {m}", err=True))

@@ -23,6 +23,13 @@ Unreadable input — not DICOM, truncated or corrupt, no pixel data, a compresse
 with no decoder installed, odd values that break decoding — raises
 :class:`~pcbm.errors.InputError` naming the file and the reason.
 
+Nothing is decoded that its header says is too large (:func:`check_decode_size`, before any pixel
+decoding): Rows × Columns over the pixel limit (:data:`pcbm.data.limits.MAX_PIXELS` unless given),
+every frame of a cine over :data:`pcbm.data.limits.MAX_CINE_PIXELS`, a SamplesPerPixel or
+BitsAllocated the reader cannot use, or a deflated dataset that inflates past
+:data:`pcbm.data.limits.MAX_FILE_BYTES`; a cine read whole is decoded one frame at a time. A
+48 kB file claiming 40000 × 40000 pixels is refused in milliseconds.
+
 Example:
     >>> samples = read_dicom("cine.dcm", frames="first")  # doctest: +SKIP
     >>> samples[0].pixel_spacing_mm, samples[0].meta["pixel_spacing_source"]  # doctest: +SKIP
@@ -35,6 +42,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,7 @@ import numpy as np
 
 from pcbm.data.base import EntriesDataset, register_dataset
 from pcbm.data.harmonise import harmonise
+from pcbm.data.limits import MAX_CINE_PIXELS, MAX_FILE_BYTES, MAX_PIXELS
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
 
@@ -100,6 +109,7 @@ def load_dataset(path: str | os.PathLike[str], header_only: bool = False, salt: 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"DICOM file not found: {p}")
+    check_inflated_size(p)
     # pydicom's warnings about malformed header values quote the values (a name in a date, an ID):
     # they are held back until the header is de-identified and reported as a count, never quoted
     with warnings.catch_warnings(record=True) as held:
@@ -134,6 +144,112 @@ def n_frames(ds: Any) -> int:
         return max(1, int(ds.get("NumberOfFrames", 1) or 1))
     except (TypeError, ValueError):
         return 1
+
+
+def check_inflated_size(path: Path, limit: int | None = None) -> None:
+    """Refuse a deflated DICOM (transfer syntax 1.2.840.10008.1.2.1.99) whose dataset inflates past
+    ``limit`` bytes (default :data:`pcbm.data.limits.MAX_FILE_BYTES`), counted while streaming, before
+    pydicom inflates it whole into memory (it would: 32 MB of deflated zeros become 33 GB). Any
+    other transfer syntax, or a file that is not DICOM, passes untouched (pydicom names the fault)."""
+    import zlib
+
+    from pydicom.filereader import read_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    if not is_dicom_file(path):  # not DICOM Part 10: dcmread says so
+        return
+    try:
+        with warnings.catch_warnings():  # they may quote header values; dcmread reports them as a count
+            warnings.simplefilter("ignore")
+            meta = read_file_meta_info(path)
+    except Exception:  # a broken file meta: dcmread says what is wrong
+        return
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:  # the deflated stream starts after the preamble, the group length element (12 bytes) and the group
+        start = 132 + 12 + int(meta.FileMetaInformationGroupLength)
+    except Exception:
+        raise InputError(f"{path}: deflated DICOM without a valid FileMetaInformationGroupLength") from None
+    inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            while chunk := f.read(1 << 20):
+                while chunk:
+                    total += len(inflater.decompress(chunk, 1 << 20))
+                    if total > limit:
+                        raise InputError(f"{path}: deflated DICOM dataset inflates to more than {limit / 1e6:.0f} MB "
+                                         "(larger than any image within the size limit); nothing decoded")
+                    chunk = inflater.unconsumed_tail
+    except zlib.error:
+        raise InputError(f"{path}: corrupt deflated DICOM dataset") from None
+
+
+BITS_ALLOCATED = (1, 8, 16, 32, 64)  # what pydicom decodes
+MAX_BYTES_PER_PIXEL = 8  # 16-bit RGBA: the most an image file within the pixel limit holds per pixel
+
+
+def _header_int(ds: Any, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value is None or value == "" else int(value)
+    except Exception:  # a malformed value: as good as missing
+        return None
+
+
+def check_decode_size(ds: Any, path: Path, max_pixels: int | None = None, frames: int = 1) -> None:
+    """Refuse, from the header alone, pixel data too large to decode; nothing is decoded here.
+
+    Args:
+        ds: the dataset (read with or without its pixels: only group 0028 is looked at).
+        path: the file, named in the errors.
+        max_pixels: the most pixels one frame may hold, Rows × Columns (default
+            :data:`pcbm.data.limits.MAX_PIXELS`, the limit of every image reader).
+        frames: the frames one read decodes: 1 for a frame, NumberOfFrames for the whole cine (then
+            all of them together may hold at most :data:`pcbm.data.limits.MAX_CINE_PIXELS`).
+
+    Raises:
+        InputError: naming the numbers: Rows or Columns missing, zero or negative; SamplesPerPixel not
+            1 or 3; BitsAllocated not one of :data:`BITS_ALLOCATED`; Rows × Columns over
+            ``max_pixels``; the frames over MAX_CINE_PIXELS; or a decoded frame over
+            :data:`MAX_BYTES_PER_PIXEL` bytes a pixel.
+
+    Example:
+        >>> from pydicom.dataset import Dataset
+        >>> ds = Dataset()
+        >>> ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.BitsAllocated = 30000, 30000, 1, 8
+        >>> check_decode_size(ds, Path("bomb.dcm"))
+        Traceback (most recent call last):
+        ...
+        pcbm.errors.InputError: bomb.dcm: 30000x30000 px = 900.0 megapixels a frame (Columns x Rows in its header; nothing decoded); the limit is 40 megapixels (40000000 pixels)
+    """
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    rows, cols = _header_int(ds, "Rows"), _header_int(ds, "Columns")
+    if rows is None or cols is None or rows < 1 or cols < 1:
+        shown = ", ".join(f"{k} {'missing or unreadable' if v is None else v}" for k, v in (("Rows", rows), ("Columns", cols)))
+        raise InputError(f"{path}: no valid image size in the header ({shown}; both must be positive integers)")
+    samples = _header_int(ds, "SamplesPerPixel")
+    if samples not in (1, 3):
+        raise InputError(f"{path}: SamplesPerPixel {'missing or unreadable' if samples is None else samples} "
+                         "is not supported (1 for grayscale or 3 for colour)")
+    bits = _header_int(ds, "BitsAllocated")
+    if bits not in BITS_ALLOCATED:
+        raise InputError(f"{path}: BitsAllocated {'missing or unreadable' if bits is None else bits} is not supported "
+                         f"({', '.join(map(str, BITS_ALLOCATED))})")
+    pixels = rows * cols
+    if pixels > limit:
+        raise InputError(f"{path}: {cols}x{rows} px = {pixels / 1e6:.1f} megapixels a frame (Columns x Rows in its "
+                         f"header; nothing decoded); the limit is {limit / 1e6:g} megapixels ({limit} pixels)")
+    if frames > 1 and frames * pixels > MAX_CINE_PIXELS:
+        raise InputError(f"{path}: {frames} frames of {cols}x{rows} px = {frames * pixels / 1e6:.0f} megapixels "
+                         f"(NumberOfFrames x Columns x Rows in its header; nothing decoded); reading every frame is "
+                         f"limited to {MAX_CINE_PIXELS / 1e6:g} megapixels: read one frame, or split the cine")
+    per_pixel = samples * max(1, bits // 8)
+    if per_pixel > MAX_BYTES_PER_PIXEL:
+        raise InputError(f"{path}: {samples} samples of {bits} bits a pixel ({per_pixel} bytes; SamplesPerPixel x "
+                         f"BitsAllocated in its header) is more than the {MAX_BYTES_PER_PIXEL} bytes a pixel "
+                         "the reader decodes")
 
 
 @dataclass(frozen=True)
@@ -300,8 +416,8 @@ def find_spacing(ds: Any, shape: tuple[int, int]) -> tuple[float | None, str | N
     return None, None, region, notes
 
 
-def decode_pixels(ds: Any, path: Path, index: int | None = None) -> tuple[np.ndarray, str]:
-    """Decoded pixel data (all frames, or frame ``index``) and its photometric interpretation."""
+def _decoder(ds: Any, path: Path) -> Any:
+    """pydicom's decoder for the file's transfer syntax; InputError when there is none."""
     from pydicom.pixels import get_decoder
 
     tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
@@ -315,11 +431,36 @@ def decode_pixels(ds: Any, path: Path, index: int | None = None) -> tuple[np.nda
         missing = "; ".join(decoder.missing_dependencies) or "a decoder plugin"
         raise InputError(f"{path}: pixel data compressed as {tsyntax.name}, and no decoder is installed "
                          f"(install one of: {missing})")
+    return decoder
+
+
+def _photometric(ds: Any, info: dict[str, Any]) -> str:
+    return str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
+
+
+def decode_pixels(ds: Any, path: Path, index: int | None = None) -> tuple[np.ndarray, str]:
+    """Decoded pixel data (all frames, or frame ``index``) and its photometric interpretation.
+    Check the size first (:func:`check_decode_size`): this decodes whatever the header says."""
+    decoder = _decoder(ds, path)
     try:
         arr, info = decoder.as_array(ds, index=index)
     except Exception as e:
         raise InputError(f"{path}: cannot decode pixel data ({type(e).__name__}: {short_message(e)})") from None
-    return arr, str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
+    return arr, _photometric(ds, info)
+
+
+def iter_pixels(ds: Any, path: Path) -> Iterator[tuple[np.ndarray, str]]:
+    """Every frame, decoded one at a time (a cine's peak memory is one decoded frame), with its
+    photometric interpretation. Check the size first (:func:`check_decode_size`)."""
+    frames = iter(_decoder(ds, path).iter_array(ds))
+    while True:
+        try:
+            arr, info = next(frames)
+        except StopIteration:
+            return
+        except Exception as e:
+            raise InputError(f"{path}: cannot decode pixel data ({type(e).__name__}: {short_message(e)})") from None
+        yield arr, _photometric(ds, info)
 
 
 def _int_tag(ds: Any, keyword: str, default: int) -> int:
@@ -387,7 +528,7 @@ def to_gray(frame: np.ndarray, ds: Any, photometric: str) -> tuple[np.ndarray, l
 
 
 def _frame_indices(frames: str | int, count: int, path: Path) -> list[int] | None:
-    """Frame indices to read (None: all, decoded at once)."""
+    """Frame indices to read (None: all, decoded one at a time)."""
     if frames == "all":
         return None
     if frames == "first":
@@ -400,7 +541,8 @@ def _frame_indices(frames: str | int, count: int, path: Path) -> list[int] | Non
 
 
 def read_dicom(path: str | os.PathLike[str], frames: str | int = "all", *, salt: str = "",
-               date_shift_days: int | None = None, sample_id: str | None = None) -> list[Sample]:
+               date_shift_days: int | None = None, sample_id: str | None = None,
+               max_pixels: int | None = None) -> list[Sample]:
     """Read an ultrasound DICOM file as de-identified grayscale samples, one per frame read.
 
     Args:
@@ -409,6 +551,8 @@ def read_dicom(path: str | os.PathLike[str], frames: str | int = "all", *, salt:
         salt: secret for the patient pseudonym (the samples' subject) and UIDs; see pcbm.data.deid.
         date_shift_days: passed to :func:`~pcbm.data.deid.deidentify`.
         sample_id: id of the samples (default the file stem); frames of a cine get ``_f0003`` etc.
+        max_pixels: the most pixels a frame may have (default :data:`pcbm.data.limits.MAX_PIXELS`),
+            checked from the header before decoding, as :func:`check_decode_size` says.
 
     Returns:
         Samples with the raw (uncropped, unmasked) image, ``pixel_spacing_mm``, the ultrasound
@@ -417,15 +561,16 @@ def read_dicom(path: str | os.PathLike[str], frames: str | int = "all", *, salt:
         (each starting with the sample id, never the file name unless the id is), ….
 
     Raises:
-        InputError: unreadable or corrupt file, no pixel data, no decoder, an ultrasound region
-            outside the image; naming the file.
+        InputError: unreadable or corrupt file, no pixel data, no decoder, too large by its header,
+            an ultrasound region outside the image; naming the file.
     """
     p = Path(path)
     base_id = sample_id or sample_id_for(p)
-    return _guarded(p, lambda: _read(p, frames, salt, date_shift_days, base_id, f"{base_id}: "))
+    return _guarded(p, lambda: _read(p, frames, salt, date_shift_days, base_id, f"{base_id}: ", max_pixels))
 
 
-def read_dicom_frame(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str], float | None, str | None]:
+def read_dicom_frame(path: str | os.PathLike[str], max_pixels: int | None = None,
+                     ) -> tuple[np.ndarray, list[str], float | None, str | None]:
     """The first frame of an ultrasound DICOM, de-identified and with burned-in text masked, for a
     report or a prediction.
 
@@ -436,6 +581,8 @@ def read_dicom_frame(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
 
     Args:
         path: the DICOM file.
+        max_pixels: the most pixels the frame may have (default :data:`pcbm.data.limits.MAX_PIXELS`),
+            checked from the header before decoding.
 
     Returns:
         (image, notes, pixel_spacing_mm, spacing_source): the masked first frame as 2-D uint8; notes
@@ -446,7 +593,7 @@ def read_dicom_frame(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
 
     Raises:
         InputError: naming the file — not DICOM, corrupt or truncated, no pixel data, no decoder
-            for its compression, an ultrasound region outside the image, or no scan sector found
+            for its compression, too large by its header, an ultrasound region outside the image, or no scan sector found
             (so burned-in text could not be masked and the raw frame is not returned).
 
     Example:
@@ -462,7 +609,7 @@ def read_dicom_frame(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
 
     def read() -> tuple[np.ndarray, list[str], float | None, str | None]:
         # a throw-away salt: nothing derived from the patient ID or the UIDs leaves this function
-        (raw,) = _read(p, "first", secrets.token_hex(16), None, "frame", "")
+        (raw,) = _read(p, "first", secrets.token_hex(16), None, "frame", "", max_pixels)
         raw = replace(raw, id="", subject="", meta={k: v for k, v in raw.meta.items() if k != "path"})
         s = harmonise(raw, crop=False)
         if s.field_of_view is None:
@@ -490,21 +637,20 @@ def _guarded(p: Path, read: Any) -> Any:
 
 
 def _read(p: Path, frames: str | int, salt: str, date_shift_days: int | None, base_id: str,
-          note_prefix: str) -> list[Sample]:
+          note_prefix: str, max_pixels: int | None = None) -> list[Sample]:
     ds = load_dataset(p, salt=salt, date_shift_days=date_shift_days)
     count = n_frames(ds)
     wanted = _frame_indices(frames, count, p)
+    check_decode_size(ds, p, max_pixels, count if wanted is None else 1)  # before any decoding
     if wanted is None:
-        arr, photometric = decode_pixels(ds, p)
-        stack = arr if count > 1 else arr[None]
-        indices = list(range(stack.shape[0]))
+        decoded: Any = iter_pixels(ds, p)
     else:
-        arr, photometric = decode_pixels(ds, p, index=wanted[0] if count > 1 else None)
-        stack, indices = arr[None], wanted
+        decoded = [decode_pixels(ds, p, index=wanted[0] if count > 1 else None)]
     subject = str(ds.get("PatientID", "") or "") or base_id
     samples: list[Sample] = []
     region_notes: list[str] | None = None
-    for frame, index in zip(stack, indices, strict=True):
+    for k, (frame, photometric) in enumerate(decoded):
+        index = k if wanted is None else wanted[0]
         try:
             image, notes = to_gray(frame, ds, photometric)
             if region_notes is None:  # every frame has the same shape
@@ -566,6 +712,7 @@ class DicomDataset(EntriesDataset):
             base = unique_id(sample_id_for(path, self.root), seen)
             try:
                 ds = load_dataset(path, header_only=True, salt=self.salt)
+                check_decode_size(ds, path, frames=n_frames(ds) if frames == "all" else 1)
             except InputError as e:
                 self.entries.append(DicomEntry(path, 0, base, base, base, str(e)))
                 continue

@@ -16,6 +16,12 @@ Refused with an :class:`~pcbm.errors.InputError` naming the file: missing, empty
 corrupt or truncated, more than :data:`MAX_PIXELS` pixels (checked from the header, before any
 decoding), or under :data:`MIN_SIDE` pixels on a side. Masks become bool arrays (any channel > 0).
 
+"From the header" holds for every format the service accepts: a PNG, JPEG or BMP whose size
+cannot be read from its header (by Pillow, else from the IHDR / SOF / DIB header here) is refused
+as corrupt without decoding, and a DICOM by :func:`pcbm.data.dicom.check_decode_size`. Only a TIFF
+that Pillow cannot parse goes to OpenCV unchecked (under OpenCV's own cap of 2**30 pixels) and is
+measured after decoding.
+
 Example:
     >>> loaded = read_input_image("scan.png")  # doctest: +SKIP
     >>> loaded.image.shape, loaded.notes, loaded.pixel_spacing_mm  # doctest: +SKIP
@@ -36,17 +42,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+# the readers' limits (pcbm.data.limits), named here too: pcbm.data.io.MAX_PIXELS
+from pcbm.data.limits import MAX_CINE_PIXELS, MAX_FILE_BYTES, MAX_PIXELS  # noqa: F401
 from pcbm.errors import InputError, unknown_name
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-# 40 megapixels: 5x the largest ultrasound frames (4K monitors, 3840x2160 = 8.3 MP) and above any
-# scanner export, yet small enough that decoding stays under ~1 GB even as 16-bit RGBA with the
-# float copies conversion makes (an 8000x8000 PNG took 8.4 GB before this limit).
-MAX_PIXELS = 40_000_000
 # Under 16 px on a side there is no anatomy to see, and the models' encoders downsample 32x.
 MIN_SIDE = 16
-# Bytes of an uncompressed 16-bit RGBA image at MAX_PIXELS: no image file within the limit is larger.
-MAX_FILE_BYTES = 8 * MAX_PIXELS
 _MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
 _FORMATS = "PNG, JPEG, BMP, TIFF or DICOM"
 
@@ -116,7 +118,44 @@ def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         return None
 
 
+def own_header_size(data: bytes, kind: str) -> tuple[int, int] | None:
+    """(width, height) read from a PNG's IHDR, a JPEG's first SOF or a BMP's DIB header; None if
+    the header is not there (a TIFF is not read here).
+
+    Example:
+        >>> own_header_size(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(4) + b"IHDR" + (60000).to_bytes(4, "big") * 2, "PNG")
+        (60000, 60000)
+    """
+    if kind == "PNG":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return None
+    if kind == "BMP":
+        if len(data) < 26:
+            return None
+        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+            return int.from_bytes(data[18:20], "little"), int.from_bytes(data[20:22], "little")
+        return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(int.from_bytes(data[22:26], "little", signed=True))
+    if kind == "JPEG":  # markers after SOI, each with a 2-byte length, up to the first SOFn
+        i = 2
+        while i + 9 <= len(data):
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            if marker in (0xD8, 0xD9, 0xDA):  # SOI again, EOI or SOS before any SOF
+                return None
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
 def decode_image(path: str | os.PathLike[str], what: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The file decoded by OpenCV, refused before decoding when its header gives more than ``max_pixels``
+    pixels or (PNG, JPEG, BMP) no readable size at all (see the module docstring)."""
     p = _open_checked(path, what)
     try:
         dims = header_size(p)
@@ -134,10 +173,16 @@ def decode_image(path: str | os.PathLike[str], what: str, max_pixels: int = MAX_
         raise InputError(f"cannot read {what} {p}: not an image file (not {_FORMATS}; corrupt, or another format)")
     if kind == "PNG" and b"IEND" not in data[-12:].tobytes():  # libpng would only print a warning to stderr
         raise InputError(f"cannot read {what} {p}: truncated PNG file (no end marker)")
+    if dims is None and kind != "TIFF":  # Pillow could not read the header: read the size here, or refuse
+        dims = own_header_size(data[:1 << 20].tobytes(), kind)
+        if dims is None or 0 in dims:
+            raise InputError(f"cannot read {what} {p}: corrupt or truncated {kind} file (no readable size in its header)")
+        if dims[0] * dims[1] > max_pixels:
+            raise _too_large(p, what, dims[0], dims[1], max_pixels)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.size == 0:
         raise InputError(f"cannot read {what} {p}: corrupt or truncated {kind} file")
-    if arr.shape[0] * arr.shape[1] > max_pixels:  # the header could not be read before decoding
+    if arr.shape[0] * arr.shape[1] > max_pixels:  # a TIFF whose header Pillow could not read
         raise _too_large(p, what, arr.shape[1], arr.shape[0], max_pixels)
     return arr
 
@@ -240,7 +285,7 @@ def read_input_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS,
     if is_dicom_file(p):
         from pcbm.data.dicom import read_dicom_frame
 
-        image, notes, spacing, source = read_dicom_frame(p)
+        image, notes, spacing, source = read_dicom_frame(p, max_pixels)  # refused from the header if too large
         if image.size > max_pixels:
             raise _too_large(p, "image", image.shape[1], image.shape[0], max_pixels)
         source = f"DICOM header ({source})" if source else None

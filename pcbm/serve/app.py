@@ -13,9 +13,12 @@ Routes (all under bearer auth but ``/healthz``, ``/readyz`` and the OpenAPI docs
 * ``GET /healthz`` (liveness), ``GET /readyz`` (warmed up), ``GET /metrics`` (Prometheus).
 
 Every refusal is JSON ``{"error": "...", "status": N}``: 401 without a valid token, 413 for a body
-over the limit, 415 for something not PNG/JPEG/DICOM or not multipart, 400 for a corrupt image or a
-bad field (the reader's reason), 503 with ``Retry-After`` when the worker has ``max_in_flight``
-model requests already. Nothing of an upload is written to disk or to a log.
+over the limit, 408 (and the connection closed) for a body not all in within ``body_timeout_s``,
+415 for something not PNG/JPEG/DICOM or not multipart, 400 for a corrupt image, one too large by
+its header, or a bad field (the reader's reason), 503 with ``Retry-After`` when the worker has
+``max_in_flight`` model requests already or a request's turn at the model has not come within
+``queue_timeout_s``. The body is read before a model slot is taken, so a slow upload never holds
+one. Nothing of an upload is written to disk or to a log.
 """
 
 from __future__ import annotations

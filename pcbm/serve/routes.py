@@ -22,7 +22,7 @@ from pcbm.serve.metrics import endpoint_label
 from pcbm.serve.service import ServeSettings, Service, Upload
 from pcbm.serve.uploads import ApiError, parse_multipart
 
-_ERRORS = {code: {"model": S.ErrorOut} for code in (400, 401, 413, 415, 503)}
+_ERRORS = {code: {"model": S.ErrorOut} for code in (400, 401, 408, 413, 415, 503)}
 _UPLOAD_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "format": "binary", "description": "PNG, JPEG or DICOM (first frame)"},
@@ -60,6 +60,16 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _timely_body(request: Request, settings: ServeSettings) -> bytes:
+    """The request body (:func:`_body`), refused with 408 when it has not all arrived within
+    ``body_timeout_s``: a client that stalls mid-upload holds its bytes that long, never a model slot."""
+    try:
+        with anyio.fail_after(settings.body_timeout_s):
+            return await _body(request, settings.max_upload_bytes)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {settings.body_timeout_s:g} s; "
+                            "send it whole, and retry", _CLOSE) from None
+
 
 def authorizer(tokens: TokenChecker) -> Callable[[Request], None]:
     """The dependency that refuses a request without a valid bearer token (401)."""
@@ -76,18 +86,18 @@ def _admission(service: Service, settings: ServeSettings) -> Callable[[Request, 
     """``admitted(request, work)``: the model routes' gate (see its docstring)."""
 
     async def admitted(request: Request, work: Any) -> Any:
-        """Parse the upload and run ``work(upload, form, wanted)`` in a thread, within the in-flight limit;
-        ``wanted()`` says whether the client is still connected (a queued request whose client left is
-        dropped when its turn comes instead of computed)."""
+        """Read and parse the upload (bounded in size and time), then run ``work(upload, form, wanted)``
+        in a thread within the in-flight limit; ``wanted()`` says whether the client is still connected
+        (a queued request whose client left is dropped when its turn comes instead of computed). The
+        slot is taken only once the body is in: a slow or stalled upload cannot hold one."""
+        body = await _timely_body(request, settings)
+        form = parse_multipart(body, request.headers.get("content-type"))
         if not service.gate.try_enter():
             service.metrics.rejected.labels(endpoint_label(request.url.path)).inc()
             raise ApiError(503, f"busy: {service.gate.max_in_flight} requests in flight; retry shortly",
-                           {"Retry-After": str(settings.retry_after_s), "Connection": "close"})
+                           {"Retry-After": str(settings.retry_after_s), **_CLOSE})
         service.metrics.in_flight.inc()
         try:
-            body = await _body(request, settings.max_upload_bytes)
-            form = parse_multipart(body, request.headers.get("content-type"))
-
             def wanted() -> bool:  # asked from the worker thread when the request's turn comes
                 return not anyio.from_thread.run(request.is_disconnected)
 

@@ -46,6 +46,8 @@ class ServeSettings:
     max_pixels: int = 9_000_000  # an image with more pixels: 400 (a 4K frame is 8.3 MP)
     max_in_flight: int = 4  # model requests running or waiting in this worker; one more: 503 + Retry-After
     concurrency: int = 1  # model requests running at once in this worker (the others wait their turn)
+    body_timeout_s: float = 30.0  # the whole request body must arrive within this; else 408 (read before a slot)
+    queue_timeout_s: float = 60.0  # an admitted request waits at most this long for its turn; else 503
     retry_after_s: int = 1  # the Retry-After of a 503
     window_size: int = 1000  # predictions in the drift window (all workers together)
     state_dir: str | None = None  # the drift window's files (shared by the workers); None: a temp folder per app
@@ -65,6 +67,10 @@ class ServeSettings:
             raise InputError(f"refine-head must be one of {', '.join(REFINE_HEAD)}, got {self.refine_head!r}")
         if not (math.isfinite(self.watts_per_core) and self.watts_per_core > 0):
             raise InputError(f"watts-per-core must be a positive number, got {self.watts_per_core}")
+        for name in ("body_timeout_s", "queue_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise InputError(f"{name[:-2].replace('_', '-')} must be a positive number of seconds, got {value}")
 
 
 class Gate:
@@ -159,8 +165,14 @@ class Service:
 
     # ---- the model -----------------------------------------------------------------------------
     def _run(self, endpoint: str, fn: Callable[[], Any], runs: int = 1, wanted: Wanted = None) -> Any:
-        """``fn()`` when this request's turn comes; not at all when its client has gone by then."""
-        with self.gate.run:
+        """``fn()`` when this request's turn comes; not at all when its client has gone by then, or
+        when the turn has not come within ``queue_timeout_s`` (503: the model is stuck or far too slow)."""
+        wait = self.settings.queue_timeout_s
+        if not self.gate.run.acquire(timeout=wait):
+            self.metrics.rejected.labels(endpoint).inc()
+            raise ApiError(503, f"busy: no turn at the model within {wait:g} s; retry shortly",
+                           {"Retry-After": str(self.settings.retry_after_s)})
+        try:
             if wanted is not None and not wanted():
                 self.metrics.abandoned.labels(endpoint).inc()
                 raise ApiError(499, "the client closed the connection before its turn; nothing was computed")
@@ -172,6 +184,8 @@ class Service:
                 self.metrics.inference.labels(endpoint).observe(time.perf_counter() - t0)
                 self.metrics.inferences.inc(runs)
                 self.metrics.energy.labels(self.meter.method).inc(self.meter.end())
+        finally:
+            self.gate.run.release()
 
     def _record(self, pred: Any, up: Upload) -> None:
         self.metrics.predictions.labels(pred.plane, pred.status).inc()
