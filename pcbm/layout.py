@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-METADATA = "metadata.json"  # the package's manifest: ontology, graphs, thresholds, every file's sha256
+METADATA = "metadata.json"  # ontology, graphs, thresholds, the model's provenance
+MANIFEST = "package.sha256"  # every file's sha256, metadata.json included (pcbm.runtime.verify)
+SIGNATURE = "package.sig"  # HMAC-SHA256 of the manifest under the site's key, when one is set
 REFERENCE = "reference.json"  # the reference window's summary (drift)
 RELIABILITY = "reliability.json"  # temperature and out-of-distribution score
 MODEL_CARD = "MODEL_CARD.md"
@@ -24,5 +26,5 @@ def is_package(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / METADATA).is_file()
 
 
-__all__ = ["DECISION", "HEAD_REFINER", "METADATA", "MODEL_CARD", "PROPERTIES", "REFERENCE", "RELIABILITY", "SEGMENT",
-           "is_package"]
+__all__ = ["DECISION", "HEAD_REFINER", "MANIFEST", "METADATA", "MODEL_CARD", "PROPERTIES", "REFERENCE", "RELIABILITY",
+           "SEGMENT", "SIGNATURE", "is_package"]

@@ -136,6 +136,38 @@ def register(app: typer.Typer) -> None:
         meta = json.loads((path / METADATA).read_text())
         typer.echo(json.dumps({"package": str(path), "files": meta["files"]}, indent=2))
 
+    @app.command("verify")
+    def verify_cmd(
+        package: Path = typer.Argument(..., help="A model package folder (pcbm export)."),
+        key_file: Path = typer.Option(None, "--key-file", help="A file holding the site's signing key (else "
+                                                               "$PCBM_PACKAGE_KEY): the signature must then match."),
+    ) -> None:
+        """Check a model package: every file against its manifest (sha256, metadata.json included), no file
+        added, no link, every metadata value in range, the signature when a key is set. Prints the package's
+        digest (what it serves as package_sha256); exit 1 and one line per problem when anything is wrong."""
+        from pcbm.errors import InputError
+        from pcbm.layout import SIGNATURE
+        from pcbm.runtime.verify import package_digest, signing_key, verify_package
+
+        key = None
+        if key_file is not None:
+            try:
+                key = key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(f"cannot read --key-file {key_file}: {type(e).__name__}") from None
+            if not key:
+                raise InputError(f"--key-file {key_file} is empty")
+        meta, problems = verify_package(package, key=key)
+        if problems:
+            for p in problems:
+                typer.secho(f"problem: {p}", fg=typer.colors.RED, err=True)
+            typer.secho(f"{package}: {len(problems)} problem(s); do not use this package", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        typer.echo(json.dumps({"package": str(package), "ok": True, "package_sha256": package_digest(package),
+                               "model": (meta.get("model") or {}).get("name"), "files": len(meta.get("files") or {}) + 1,
+                               "signed": (package / SIGNATURE).is_file(),
+                               "signature_checked": signing_key(key) is not None}, indent=2))
+
     @app.command("calibrate")
     def calibrate_cmd(
         run: str = typer.Argument(..., help="Run directory (or 'default') whose plane probabilities and "

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,27 +133,54 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
         InputError: a model family without concepts, an existing ``out`` without ``overwrite``, a
             missing export extra.
     """
-    from pcbm import __version__
-    from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES, anchor_of
-    from pcbm.concepts.ontology import CONTINUOUS_PROPERTIES
     from pcbm.models import load_model
-    from pcbm.reliability import FILE as RELIABILITY_FILE
 
     say = progress or (lambda _msg: None)
     out = Path(out)
     occupied = any(out.iterdir()) if out.is_dir() else out.exists()  # an empty folder is free
     if occupied and not overwrite:
         raise InputError(f"{out} exists; pass --overwrite to replace it (only once the new package is whole)")
+    from pcbm.data import open_dataset
+
+    for spec in reference:  # a bad --reference fails now, not after minutes of export
+        open_dataset(spec)
     model, info = load_model(ref)
     if not model.family.has_concepts:
         raise InputError(f"pcbm export writes PCBM packages; model family {model.family.name!r} has no concepts")
     model = model.float().eval().to(memory_format=torch.contiguous_format)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # built in a fresh hidden folder beside OUT and renamed onto it when whole: nothing that is there
+    # already (OUT.partial, OUT.old, ...) is touched; a failed export leaves nothing behind
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the package the permissions mkdir would
+    try:
+        _write_package(model, info, ref, tmp, reference, reference_limit, say)
+        if out.exists():  # --overwrite: the old package moves aside only once the new one is whole
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".replaced", dir=out.parent))
+            os.replace(out, old / "pkg")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _write_package(model: Any, info: dict[str, Any], ref: str, tmp: Path, reference: Sequence[str],
+                   reference_limit: int, say: Callable[[str], None]) -> None:
+    """Every file of the package into ``tmp``: the graphs, reference statistics, metadata, manifest."""
+    from pcbm import __version__
+    from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPTS, VISUAL_CONCEPT_NAMES, anchor_of
+    from pcbm.concepts.ontology import CONTINUOUS_PROPERTIES
+    from pcbm.reliability import FILE as RELIABILITY_FILE
+    from pcbm.runtime.verify import write_manifest
+
     cfg = model.config
     s = cfg.input_size
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
     image = torch.rand(2, 1, s, s)
     with torch.no_grad():
         logits, _ = model.segment(image)
@@ -205,13 +234,4 @@ def export_package(ref: str, out: str | Path, overwrite: bool = False, reference
     }
     meta["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     (tmp / METADATA).write_text(json.dumps(meta, indent=1, default=str) + "\n")
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
-    return out
+    write_manifest(tmp)  # every file, metadata.json included (signed when $PCBM_PACKAGE_KEY is set)

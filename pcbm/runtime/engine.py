@@ -7,7 +7,6 @@ cgroup CPU quota), never from the host's count, which onnxruntime would otherwis
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -16,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pcbm.concepts import PLANE_NAMES, PROPERTY_CONCEPT_NAMES, VISUAL_CONCEPT_NAMES
 from pcbm.errors import InputError
-from pcbm.layout import METADATA
 from pcbm.pipeline import Intervention, Pipeline, RefinerSpec
 from pcbm.reliability import Reliability, load_reliability
+from pcbm.runtime.verify import open_verified, package_digest
 
 #: the runtime's name for the one intervention type (:class:`pcbm.pipeline.Intervention`)
 RuntimeIntervention = Intervention
@@ -84,20 +82,10 @@ class OnnxStages:
 
         self.backend = look_up(backend or os.environ.get(BACKEND_ENV) or "onnxruntime", BACKENDS, "runtime backend")
         self.package = Path(package)
-        meta_path = self.package / METADATA
-        if not meta_path.is_file():
-            raise InputError(f"{self.package} is not a pcbm model package (no {METADATA}; make one with pcbm export)")
-        try:
-            self.metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read {meta_path}: {e}") from None
-        onto = self.metadata.get("ontology", {})
-        if onto.get("planes") != list(PLANE_NAMES) or [c["name"] for c in onto.get("property_concepts", [])] != list(
-                PROPERTY_CONCEPT_NAMES) or onto.get("visual_concepts") != list(VISUAL_CONCEPT_NAMES):
-            raise InputError(f"{self.package} was exported with another ontology than this pcbm's "
-                             "(concept or plane names differ): export it again with this version")
-        if verify:
-            self.verify()
+        # every file against the manifest (sha256 unless verify=False), the signature when a key is set,
+        # every metadata value checked: nothing is loaded from a package that fails
+        self.metadata = open_verified(self.package, hashes=verify)
+        self.digest = package_digest(self.package)
         self.threads = int(threads) if threads else usable_cpus()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
@@ -138,25 +126,17 @@ class OnnxStages:
         return bool(self.refiner_config and self.refiner_config.get("flip_tta", True))
 
     def verify(self) -> None:
-        """Every file listed in ``metadata.json`` is there with its sha256."""
-        from pcbm._io import sha256_file
-
-        for name, want in (self.metadata.get("files") or {}).items():
-            p = self.package / name
-            if not p.is_file():
-                raise InputError(f"model package {self.package}: {name} is missing")
-            if sha256_file(p) != want:
-                raise InputError(f"model package {self.package}: {name} was altered (sha256 differs from metadata.json)")
+        """Every file against the package's manifest, the signature when a key is set, every metadata value
+        (:func:`pcbm.runtime.verify.verify_package`); one InputError listing what is wrong."""
+        open_verified(self.package)
 
     @property
     def identity(self) -> dict[str, Any]:
-        """Name, pcbm version and a digest of the package's files (what a served record names)."""
-        import hashlib
-
-        files = self.metadata.get("files") or {}
-        digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        """Name, pcbm version, the weights' sha256 (the run's ``model.pt``, as the torch path names it) and
+        ``package_sha256``, the digest of the verified manifest (every byte the runtime loads)."""
         return {"name": self.metadata["model"]["name"], "version": self.metadata.get("pcbm_version"),
-                "sha256": self.metadata.get("model", {}).get("weights_sha256") or digest, "source": str(self.package)}
+                "sha256": self.metadata["model"].get("weights_sha256") or self.digest,
+                "package_sha256": self.digest, "source": str(self.package)}
 
     @property
     def temperature(self) -> float:

@@ -72,8 +72,10 @@ def _dumper(window_dir: str, size: int, package: Path, out: str, every: float,
     meta = json.loads((package / METADATA).read_text())
     ref_path = package / REFERENCE
     reference = json.loads(ref_path.read_text()) if ref_path.is_file() else None
+    from pcbm.runtime.verify import package_digest
+
     model = {"name": meta["model"]["name"], "version": meta.get("pcbm_version"),
-             "sha256": meta["model"].get("weights_sha256")}
+             "sha256": meta["model"].get("weights_sha256"), "package_sha256": package_digest(package)}
 
     def dump() -> None:
         doc = WindowStore(window_dir, size).to_json(reference, model)

@@ -16,6 +16,7 @@ import torch
 from pcbm.concepts import VISUAL_CONCEPT_NAMES
 from pcbm.data import open_dataset
 from pcbm.errors import InputError
+from pcbm.layout import MANIFEST
 from pcbm.models import Intervention, build_model, load_model, predict, save_model
 from pcbm.models.head_refiner import HeadRefiner, RefinerConfig, save_refiner
 from pcbm.reliability import FILE
@@ -59,7 +60,7 @@ def test_package_files(package) -> None:
     names = {p.name for p in pkg.iterdir()}
     assert {"segment.onnx", "properties.onnx", "decision.onnx", "head_refiner.onnx", "metadata.json", FILE,
             "reference.json"} <= names
-    assert set(meta["files"]) == names - {"metadata.json"}
+    assert set(meta["files"]) == names - {"metadata.json", MANIFEST}  # the manifest covers metadata.json too
     assert meta["ontology"]["planes"][0] == "trans_thalamic" and meta["input"]["size"] == 64
     ref = json.loads((pkg / "reference.json").read_text())
     assert ref["n"] == 6 and abs(sum(ref["plane_mix"].values()) - 1) < 1e-3 and "head_visible" in ref["concepts"]
@@ -120,10 +121,10 @@ def test_bad_packages_and_inputs(package, tmp_path) -> None:
     shutil.copytree(pkg, copy)
     with open(copy / "decision.onnx", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(InputError, match="decision.onnx was altered"):
+    with pytest.raises(InputError, match="decision.onnx: altered"):
         Engine(copy)
     (copy / "decision.onnx").unlink()
-    with pytest.raises(InputError, match="decision.onnx is missing"):
+    with pytest.raises(InputError, match="decision.onnx: listed in package.sha256 but missing"):
         Engine(copy)
     engine = Engine(pkg, threads=1)
     with pytest.raises(InputError, match="2-D uint8"):
