@@ -56,9 +56,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON atomically (indent 2, NaN written as null is the caller's job)."""
+    """Write JSON atomically (indent 2; through :func:`jsonable`, so NaN/inf are written as null and the
+    file is always strict JSON)."""
     with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
+        json.dump(jsonable(obj), f, indent=2, sort_keys=False, allow_nan=False)
         f.write("\n")
 
 
@@ -190,3 +191,42 @@ def replace_dir(new: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, path)
+
+
+def check_port_free(host: str, port: int, what: str = "--port") -> None:
+    """Check, before loading a model or printing a URL, that ``host:port`` can be listened on.
+
+    Binds a socket the way uvicorn does (``SO_REUSEADDR``) and closes it at once: a port in use, a
+    host this machine does not have or a port it may not open is one line naming them.
+
+    Raises:
+        InputError: the address cannot be listened on.
+
+    Example:
+        >>> check_port_free("127.0.0.1", 0)
+    """
+    import errno
+    import socket
+
+    from pcbm.errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise InputError(f"--host {host!r}: not an address of this machine ({e})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise InputError(f"{what} {port}: {host}:{port} is already in use (another server is listening); "
+                             f"stop it or choose another {what}") from None
+        if e.errno == errno.EACCES:
+            raise InputError(f"{what} {port}: not allowed to listen on {host}:{port} (ports below 1024 need "
+                             f"privileges); choose another {what}") from None
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    finally:
+        sock.close()

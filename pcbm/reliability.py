@@ -190,9 +190,10 @@ class Reliability:
         p = Path(path)
         if p.exists() and not overwrite:
             raise InputError(f"{p} exists; pass --overwrite to replace it")
-        tmp = p.with_name(p.name + ".partial")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+        from pcbm._io import atomic_open
+
+        with atomic_open(p, "w", encoding="utf-8") as f:
+            f.write(json.dumps(self.to_dict(), indent=1) + "\n")
         return p
 
 

@@ -558,3 +558,66 @@ def run_case(case: Case, ws: Path) -> Outcome:
             sys.argv = saved_argv
     after = snapshot(ws)
     return Outcome(case, code, out.getvalue() + err.getvalue(), tb, _changes(before, after, case.writes))
+
+
+# ------------------------------------------------------------------ issue 35: the newer commands
+# (deliverables 4 and 7; appended here, in one block, so other additions never collide)
+
+
+def _issue35_window(ws: Path) -> str:
+    """A saved serving window whose reference deciles are malformed (made when the case's argv is built)."""
+    import json
+
+    p = ws / "issue35" / "bad_reference_window.json"
+    p.parent.mkdir(exist_ok=True)
+    p.write_text(json.dumps({"kind": "pcbm serve window", "planes": [], "values": {},
+                             "reference": {"concepts": {"hc_mm": {"deciles": [1, "x"]}}}}))
+    return str(p)
+
+
+def issue35_cases() -> list[Case]:
+    """Bad input through bench backbones, train-head, calibrate, monitor, serve and live: one line, exit 2,
+    before any model loads or any training starts."""
+    c: list[Case] = []
+    add = c.append
+    bench = ("bench", "backbones", "--data", "phantom:n=12,size=64", "--protocol", "linear", "--out", _p("new_bench"))
+    add(Case("bench backbones more folds than a class has", NUMBER, _argv(*bench, "--folds", "10"), (2,), r"--folds 10"))
+    add(Case("bench backbones --lr nan", NUMBER, _argv(*bench, "--lr", "nan"), (2,), r"--lr"))
+    add(Case("bench backbones --devices abc", NUMBER, _argv(*bench, "--devices", "abc"), (2,), r"--devices"))
+    add(Case("bench backbones --accelerator gpu, absent devices", NUMBER,
+             _argv(*bench, "--accelerator", "gpu", "--devices", "99"), (2,), r"GPU"))
+    add(Case("train-head with no arguments", USAGE, _argv("train-head"), (2,), r"--out"))
+    add(Case("train-head --encoder bogus", USAGE, _argv("train-head", "--encoder", "bogus", "--out", _p("new_head")),
+             (2,), r"encoder 'bogus'"))
+    add(Case("calibrate --out a folder --overwrite", OUTPUT, _argv("calibrate", "default", "--data", "phantom:n=4",
+                                                                   "--out", _p("user"), "--overwrite"), (2,), r"folder"))
+    add(Case("calibrate --out onto a user's file", OUTPUT, _argv("calibrate", "default", "--data", "phantom:n=4",
+                                                                 "--out", _p("user", "existing.json")), (2,), r"exists"))
+    add(Case("calibrate --out under a file", OUTPUT, _argv("calibrate", "default", "--data", "phantom:n=4", "--out",
+                                                           _p("user", "NOTES.txt", "r.json")), (2,), r"is a file"))
+    add(Case("calibrate --out onto a read-only disk", OUTPUT, _argv("calibrate", "default", "--data", "phantom:n=4",
+                                                                    "--out", _p("ro", "r.json")), (2,),
+             r"not writable|read-only", needs="ro"))
+    add(Case("monitor with a malformed reference", USAGE, _argv("monitor", _issue35_window, "--out", _p("new_drift")),
+             (2,), r"deciles"))
+    add(Case("serve --window-out onto a user's file", OUTPUT,
+             _argv("serve", "--allow-unauthenticated", "--window-out", _p("user", "existing.json")), (2,), r"exists"))
+    add(Case("live --record onto a file", OUTPUT, _argv("live", "--allow-unauthenticated", "--record",
+                                                        _p("user", "NOTES.txt")), (2,), r"is a file"))
+    add(Case("live --session onto a file", OUTPUT, _argv("live", "--allow-unauthenticated", "--session",
+                                                         _p("user", "NOTES.txt")), (2,), r"is a file"))
+    add(Case("live from a text file", USAGE, _argv("live", "--allow-unauthenticated", "--source", IMG["renamed"],
+                                                   "--session", _p("new_live")), (2,), r"renamed\.png"))
+    add(Case("live from camera:99", USAGE, _argv("live", "--allow-unauthenticated", "--source", "camera:99",
+                                                 "--session", _p("new_live")), (2,), r"camera:99"))
+    return c
+
+
+_cases_before_issue35 = cases
+
+
+def cases() -> list[Case]:  # noqa: F811 - the corpus, with the issue-35 block added at its end
+    """Every case of the corpus."""
+    c = _cases_before_issue35()
+    names = {x.name for x in c}
+    return c + [x for x in issue35_cases() if x.name not in names]

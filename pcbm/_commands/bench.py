@@ -62,6 +62,9 @@ def backbones_cmd(
         return
     if not data or not out:
         raise InputError("pcbm bench backbones needs --data SPEC and --out DIR (see --help)")
+    from pcbm.training.config import check_accelerator
+
+    check_accelerator(accelerator, devices)  # gpu without one, --devices abc: one line, before the data loads
     import warnings
 
     import torch
@@ -76,7 +79,9 @@ def backbones_cmd(
 
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # "GPU available: …" per fold
     warnings.filterwarnings("ignore", message=r".*defined a `validation_step` but have no `val_dataloader`.*")
-    if threads:
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     cfg = BenchConfig(data=data, out=out, ood=tuple(ood), backbones=_csv(backbones), protocols=_csv(protocol),
                       folds=folds, max_steps=max_steps, image_size=image_size, batch_size=batch_size, lr=lr,

@@ -10,6 +10,8 @@ import typer
 
 from pcbm.errors import InputError
 
+MODEL_LOAD_WAIT_S = 600.0  # the longest wait for the engine's model before the page is served anyway
+
 
 def register(app: typer.Typer) -> None:
     @app.command("live")
@@ -45,20 +47,25 @@ def register(app: typer.Typer) -> None:
         is missing and the outlines; /healthz for a liveness probe. Ctrl-C ends the session and writes its summary."""
         import uvicorn
 
+        from pcbm._io import check_output_dir, check_port_free
         from pcbm.live.app import create_app
         from pcbm.live.lock import page_tokens, page_url
         from pcbm.live.session import LiveSession
-        from pcbm.live.sources import parse_source
+        from pcbm.live.sources import check_source, parse_source
 
         tokens, warning = page_tokens(host, token_file, allow_unauthenticated)
         if warning:
             typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
         if record_format not in ("mp4", "lossless"):
             raise InputError(f"--record-format must be mp4 or lossless, got {record_format!r}")
-        parse_source(source)
         if model not in ("default",) and not Path(model).exists():
             raise InputError(f"no model at {model}: give a package from pcbm export, a run folder or 'default'")
         root = record if record is not None else session
+        # a file where the folder of session folders goes, an unwritable place, a port in use, a source that
+        # gives no frame: one line each, before any process starts (session folders are new: nothing replaced)
+        check_output_dir(root, "--record" if record is not None else "--session", allow_existing=True)
+        check_port_free(host, port)
+        check_source(parse_source(source))
         folder = Path(root) / time.strftime("session-%Y%m%d-%H%M%S")
         k = 1
         while folder.exists():
@@ -66,7 +73,9 @@ def register(app: typer.Typer) -> None:
             k += 1
         live = LiveSession(source, model, folder, record=record is not None, record_format=record_format,
                            record_raw=record_raw, threads=threads, freeze_only=freeze_only, reports=not no_reports,
-                           hang_s=hang, pixel_spacing_mm=pixel_spacing, navigate_to=navigate_to).start()
+                           hang_s=hang, pixel_spacing_mm=pixel_spacing, navigate_to=navigate_to)
+        typer.echo(f"[live] loading the model {model}…", err=True)
+        live.start(wait_engine=MODEL_LOAD_WAIT_S)  # a model that cannot be loaded: one line, exit 2
         server = uvicorn.Server(uvicorn.Config(create_app(live, tokens=tokens), host=host, port=port,
                                                log_level="warning"))
         if duration:
@@ -83,5 +92,12 @@ def register(app: typer.Typer) -> None:
             typer.echo("[live] stopping: closing the recording, writing the summary", err=True)
             summary = live.stop()
             st = live.hub.stats.summary()
+            stopped = live.slot_stats.get("recording_stopped")
+            if stopped:
+                typer.secho(f"[live] {stopped}; the frames before it are kept", fg=typer.colors.YELLOW, err=True)
+            if live.hub.write_error:
+                typer.secho(f"[live] not saved: {live.hub.write_error}", fg=typer.colors.YELLOW, err=True)
             typer.echo(f"[live] {st['frames_processed']} frames processed, engine restarts {st['engine_restarts']}; "
-                       f"summary {summary}", err=True)
+                       f"summary {summary or 'not written'}", err=True)
+        if live.slot_stats.get("frames_captured", 0) == 0 and live.spec.kind == "file":
+            raise InputError(f"the video file {live.spec.target} gave no frame")

@@ -187,6 +187,7 @@ def register(app: typer.Typer) -> None:
         import torch
         from rich.progress import Progress
 
+        from pcbm._io import check_output_file
         from pcbm.errors import InputError
         from pcbm.models import load_model
         from pcbm.models.io import resolve_run
@@ -194,9 +195,12 @@ def register(app: typer.Typer) -> None:
         from pcbm.training.calibration import fit_reliability
 
         torch.set_num_threads(threads)
+        if not 0.5 < quantile < 1:  # NaN fails this too
+            raise InputError(f"--quantile must be in (0.5, 1), got {quantile!r}")
         target = Path(out) if out is not None else resolve_run(run) / FILE
-        if target.exists() and not overwrite:
-            raise InputError(f"{target} exists; pass --overwrite to replace it")
+        # a folder, an existing file without --overwrite, a missing or unwritable place: one line now, not
+        # after minutes of calibration
+        check_output_file(target, "--out" if out is not None else "the calibration file", overwrite)
         model, _ = load_model(run)
         with Progress(transient=True) as bar:
             task = bar.add_task("calibrating", total=None)

@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         window: int = typer.Option(1000, "--window", min=1, help="Predictions in the drift window (all workers)."),
         window_out: Path = typer.Option(None, "--window-out", help="Save the drift window here (JSON, for pcbm "
                                         "monitor) periodically and at exit."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --window-out file "
+                                       "(refused otherwise, before the model loads)."),
         dump_every: float = typer.Option(300.0, "--dump-every", min=1.0, help="Seconds between window saves."),
         watts_per_core: float = typer.Option(10.0, "--watts-per-core", min=0.1, help="Power per busy core of the "
                                              "energy estimate where RAPL cannot be read."),
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
         opts = ServerOptions(host=host, port=port, workers=workers, threads=threads,
                              token_file=str(token_file) if token_file else None,
                              allow_unauthenticated=allow_unauthenticated,
-                             window_out=str(window_out) if window_out else None, dump_every_s=dump_every,
+                             window_out=str(window_out) if window_out else None, overwrite=overwrite, dump_every_s=dump_every,
                              access_log=access_log,
                              settings={"max_upload_bytes": int(max_upload_mb * (1 << 20)), "max_in_flight": max_in_flight,
                                        "body_timeout_s": body_timeout, "queue_timeout_s": queue_timeout,

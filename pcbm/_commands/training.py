@@ -90,6 +90,10 @@ def train(resume: Path | None, overwrite: bool, config: Path | None, given: dict
         if resume is not None:
             if out is not None and run_of(out).resolve() != run_of(resume).resolve():
                 raise InputError(f"--resume {resume} finishes into {run_of(resume)}; drop --out {out}")
+            if opts.get("accelerator"):
+                from pcbm.training.config import check_accelerator
+
+                check_accelerator(opts["accelerator"])
             run_dir = resume_run(resume, overwrite=overwrite, config=config, **opts)
         else:
             if out is None:
@@ -100,6 +104,9 @@ def train(resume: Path | None, overwrite: bool, config: Path | None, given: dict
                 if not opts.get("data"):
                     raise typer.BadParameter("give at least one --data SPEC (e.g. --data phantom)", param_hint="--data")
                 cfg = TrainConfig(out=out, **opts)
+            from pcbm.training.config import check_accelerator
+
+            check_accelerator(cfg.accelerator)  # gpu on a machine without one: one line, before the data loads
             run_dir = train_run(cfg, overwrite=overwrite)
     except TrainingInterrupted as e:
         typer.secho(str(e), fg=typer.colors.YELLOW, err=True)
@@ -126,10 +133,15 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
 
     def train_head_cmd(overwrite: bool = False, **settings: Any) -> None:
-        """Train the head refiner (HC, BPD, OFD from a finer second look at the head) and write its folder."""
+        """Train the head refiner (HC, BPD, OFD from a finer second look at the head) and write its folder.
+
+        --out is required (a full training takes about 40 minutes on 2 CPU cores: it never starts by accident)."""
         from pcbm.training.config import RefinerTrainConfig
         from pcbm.training.head_refiner import train_refiner
 
+        if settings.get("out") is None:
+            raise typer.BadParameter("give --out DIR, the folder to write (e.g. --out runs/head_refiner); a full "
+                                     "training takes about 40 minutes", param_hint="--out")
         out = train_refiner(RefinerTrainConfig(**settings_from_options(settings)), overwrite=overwrite)
         typer.echo(f"wrote {out}")
         for spec, m in json.loads((out / "metrics.json").read_text()).items():

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pcbm.benchmark.protocols import METHODS, PROTOCOLS
 from pcbm.benchmark.protocols.common import Scale
 from pcbm.errors import InputError, look_up
+from pcbm.validate import finite
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,15 @@ class BenchConfig:
             get_backbone(b)
         if self.n_boot < 10:
             raise InputError(f"--n-boot must be at least 10, got {self.n_boot}")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+        finite(self.lr, "--lr", positive=True)
+        finite(self.watts_per_core, "--watts-per-core", positive=True)
+        from pcbm.training.config import ACCELERATORS
+
+        look_up(self.scale.accelerator, ACCELERATORS, "accelerator")  # present or not: checked by the command
+        if self.scale.num_nodes < 1:
+            raise InputError(f"--num-nodes must be at least 1, got {self.scale.num_nodes}")
 
     @property
     def methods(self) -> list[str]:

@@ -29,7 +29,7 @@ def grouped_folds(ids: Sequence[str], labels: Sequence[str], subjects: Sequence[
     ``StratifiedGroupKFold``, shuffled with ``seed``), so no subject is on both sides.
 
     Raises:
-        InputError: fewer subjects than folds, or k < 2.
+        InputError: fewer subjects than folds, no class with ``k`` subjects, or k < 2.
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -38,6 +38,13 @@ def grouped_folds(ids: Sequence[str], labels: Sequence[str], subjects: Sequence[
     n_subjects = len(set(subjects))
     if n_subjects < k:
         raise InputError(f"--folds {k} needs at least {k} subjects; the data have {n_subjects}")
+    per_class: dict[str, set[str]] = {}
+    for label, subject in zip(labels, subjects, strict=True):
+        per_class.setdefault(label, set()).add(subject)
+    biggest = max(per_class, key=lambda c: len(per_class[c]), default=None)
+    if biggest is not None and len(per_class[biggest]) < k:  # sklearn's ValueError, said before any work
+        raise InputError(f"--folds {k} needs a class with at least {k} subjects; the largest, {biggest!r}, has "
+                         f"{len(per_class[biggest])}: use --folds {max(2, len(per_class[biggest]))} or fewer, or more data")
     skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     x = np.zeros((len(labels), 1))
     return [(np.asarray(tr), np.asarray(te)) for tr, te in skf.split(x, np.asarray(labels), np.asarray(subjects))]

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import errno
 import io
 import json
+import logging
 import multiprocessing as mp
 import threading
 import time
@@ -35,6 +37,7 @@ from pcbm.live.slot import FrameSlot
 from pcbm.live.smooth import STATUS_COLOURS, StatusSmoother, view
 from pcbm.live.sources import parse_source
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Capture:
@@ -104,6 +107,8 @@ class Hub:
         self.timeline: list[tuple[float, int, str, str, float, str | None, str | None]] = []
         self.lock = threading.Lock()
         self._n_manual = 0
+        self.write_errors = 0  # session files that could not be written (a full disk)
+        self.write_error: str | None = None  # what the summary says about them
 
     # ---- from the supervisor's threads ----------------------------------------------------------
     def post(self, msg: dict[str, Any]) -> None:
@@ -184,11 +189,24 @@ class Hub:
         return msg
 
     # ---- files ----------------------------------------------------------------------------------
-    @staticmethod
-    def _write(path: Path, data: str | bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(path, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    def _write(self, path: Path, data: str | bytes) -> bool:
+        """Write a session file whole; a write error (a full disk) is one logged line, kept for the
+        summary, and never stops the thread that feeds the pages. False when the file was not written."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(path, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            return True
+        except OSError as e:
+            why = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            with self.lock:
+                self.write_errors += 1
+                first = self.write_errors == 1
+                self.write_error = f"{self.write_errors} session file(s) not written ({why}), the last " \
+                                   f"{path.relative_to(self.folder) if path.is_relative_to(self.folder) else path.name}"
+            if first:
+                log.error("cannot write %s: %s; the session goes on without saving it", path, why)
+            return False
 
     def _save_capture(self, cap: Capture) -> None:
         import cv2
@@ -362,7 +380,8 @@ def summary_html(hub: Hub, info: dict[str, Any], reports: dict[str, str]) -> str
     plot = base64.b64encode(timeline_png(rows, t0)).decode()
     facts = "".join(f"<tr><th>{_h.escape(str(k))}</th><td>{_h.escape(str(v))}</td></tr>" for k, v in
                     {**{k: info[k] for k in ("source", "model", "backend", "started", "ended") if k in info}, **stats}.items())
-    caution = _h.escape(info.get("caution") or "")
+    caution = _h.escape(" ".join(x for x in (info.get("recording_stopped"), info.get("write_error"),
+                                                info.get("caution")) if x))
     return (
         "<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
         "<title>pcbm live session</title><style>body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px}"
@@ -435,18 +454,55 @@ class LiveSession:
         self.started_at = time.time()
 
     # ---- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> LiveSession:
+    def start(self, wait_engine: float = 0.0) -> LiveSession:
+        """Start the engine and capture. ``wait_engine`` > 0: wait up to that many seconds for the model
+        to load before capture starts, and raise InputError (the session folder left as it was) when it
+        cannot be loaded."""
+        made = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.slot = FrameSlot.create()
         self.hub = Hub(self.folder, self.smooth, self.slot)
         self._running = True
-        self._start_capture(0)
         self._start_engine()
-        for target, name in ((self._read_engine, "engine-reader"), (self._watchdog, "watchdog")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        reader = threading.Thread(target=self._read_engine, name="engine-reader", daemon=True)
+        reader.start()
+        self._threads.append(reader)
+        if wait_engine > 0:
+            self._await_engine(wait_engine, made)
+        self._start_capture(0)
+        watchdog = threading.Thread(target=self._watchdog, name="watchdog", daemon=True)
+        watchdog.start()
+        self._threads.append(watchdog)
         return self
+
+    def _await_engine(self, timeout: float, made_folder: bool) -> None:
+        """Wait for the engine's "ready"; a model that cannot be loaded ends the session here, one line."""
+        deadline = time.time() + timeout
+        error = None
+        while time.time() < deadline and not hasattr(self, "backend"):
+            error = getattr(self, "_fatal", None)
+            if error is None and not self.engine_proc.is_alive():
+                time.sleep(0.2)  # its "fatal" may still be in the pipe
+                error = getattr(self, "_fatal", None) or f"the engine exited ({self.engine_proc.exitcode}) while " \
+                                                           "loading the model"
+            if error is not None:
+                break
+            time.sleep(0.05)
+        if error is None:
+            return  # ready (or slow: the page says "starting" until it is)
+        self._running = False
+        if self.engine_proc.is_alive():
+            self.engine_proc.kill()
+        self.engine_proc.join(2)
+        self.slot.close(unlink=True)
+        self.slot = self.hub.slot = None
+        if made_folder:
+            import shutil
+
+            shutil.rmtree(self.folder, ignore_errors=True)  # nothing was written to it yet
+        for prefix in ("InputError: ", "UnknownNameError: "):
+            error = error.removeprefix(prefix)
+        raise InputError(f"--model {self.model}: cannot be used ({error})")
 
     def _start_capture(self, start_seq: int) -> None:
         fps = float(self.spec.options.get("fps", 30)) if self.spec.kind == "phantom-sweep" else 30.0
@@ -534,7 +590,7 @@ class LiveSession:
 
     def stop(self) -> Path | None:
         """Stop capture (the recording is closed whole), stop the engine, write the summary."""
-        if not self._running:
+        if not self._running or self.capture_proc is None:
             return self.summary_path
         self._stop.set()
         self.capture_proc.join(30)
@@ -553,7 +609,9 @@ class LiveSession:
             self.hub.slot = None
         return self.summary_path
 
-    def write_summary(self, source_stats: dict[str, Any] | None = None) -> Path:
+    def write_summary(self, source_stats: dict[str, Any] | None = None) -> Path | None:
+        """Write the timeline, the reports of the best frames, session.json and summary.html; the
+        summary's path (None when it could not be written: :attr:`Hub.write_error` says why)."""
         hub = self.hub
         hub.write_timeline()
         reports: dict[str, str] = {}
@@ -578,9 +636,13 @@ class LiveSession:
                 "caution": ("Phantom source: these figures are on the procedural phantom, not on real scans."
                             if self.spec.kind == "phantom-sweep" else
                             "Real video: see the model card on real images before trusting a plane call.")}
+        stopped = (source_stats or {}).get("recording_stopped")
+        if stopped:
+            info["recording_stopped"] = stopped[:1].upper() + stopped[1:] + "."
         path = self.folder / "summary.html"
-        hub._write(path, summary_html(hub, info, reports))
-        hub._write(self.folder / "session.json", json.dumps({**info, **hub.stats.summary(),
+        hub._write(self.folder / "session.json", json.dumps({**info, **hub.stats.summary(), "write_error": hub.write_error,
                                                              "gallery": hub.gallery(), "frozen_reports": hub.reports},
                                                             indent=2, default=str))
-        return path
+        if hub.write_error:
+            info["write_error"] = f"Not saved: {hub.write_error}."
+        return path if hub._write(path, summary_html(hub, info, reports)) else None

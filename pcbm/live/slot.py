@@ -33,10 +33,19 @@ import numpy as np
 _HEADER = 4096  # bytes before the pixels
 _JSON_AT, _JSON_MAX = 256, _HEADER - 256
 # int64 fields
-_COUNTER, _SEQ, _H, _W, _FROZEN_SINCE, _CAPTURED, _STATE, _CLOSED, _RECORDED, _SOURCE_RESTARTS = range(10)
+_COUNTER, _SEQ, _H, _W, _FROZEN_SINCE, _CAPTURED, _STATE, _CLOSED, _RECORDED, _SOURCE_RESTARTS, _RECORD_ERRNO = range(11)
 # float64 fields (after the 16 int64 fields)
 _T_CAPTURE, _SPACING, _FPS, _T_STATE = range(16, 20)
 STATES = ("starting", "live", "reopening", "ended", "failed")
+
+
+def record_stop_reason(frames: int, err: int) -> str:
+    """"recording stopped at frame N: disk full" (or the OS's words for ``err``; -1: an unknown write error)."""
+    import errno
+    import os
+
+    why = "disk full" if err == errno.ENOSPC else os.strerror(err) if err > 0 else "write error"
+    return f"recording stopped at frame {frames}: {why}"
 
 
 @dataclass
@@ -107,7 +116,11 @@ class FrameSlot:
         if fps is not None:
             self._f[_FPS - 16] = float(fps)
 
-    def count(self, captured: int | None = None, recorded: int | None = None, source_restarts: int | None = None) -> None:
+    def count(self, captured: int | None = None, recorded: int | None = None, source_restarts: int | None = None,
+              record_errno: int | None = None) -> None:
+        """Update the counters given; ``record_errno``: the recorder stopped on this OSError errno (-1: none known)."""
+        if record_errno is not None:
+            self._i[_RECORD_ERRNO] = record_errno
         if captured is not None:
             self._i[_CAPTURED] = captured
         if recorded is not None:
@@ -123,7 +136,9 @@ class FrameSlot:
     def stats(self) -> dict[str, Any]:
         return {"source_state": STATES[int(self._i[_STATE])], "frames_captured": int(self._i[_CAPTURED]),
                 "frames_recorded": int(self._i[_RECORDED]), "source_reopened": int(self._i[_SOURCE_RESTARTS]),
-                "source_fps": round(float(self._f[_FPS - 16]), 2), "last_seq": self.seq}
+                "source_fps": round(float(self._f[_FPS - 16]), 2), "last_seq": self.seq,
+                **({"recording_stopped": record_stop_reason(int(self._i[_RECORDED]), int(self._i[_RECORD_ERRNO]))}
+                   if self._i[_RECORD_ERRNO] else {})}
 
     def read(self, after: int = 0, tries: int = 50) -> Frame | None:
         """The newest frame if its sequence number is above ``after``, else None."""

@@ -196,6 +196,42 @@ class OpenCVSource(Source):
         self._cap.release()
 
 
+def check_source(spec: SourceSpec | str) -> SourceSpec:
+    """Check, before a session starts, that a file or a capture device gives a frame (a text file, a
+    video OpenCV cannot decode or a device that is not there: one line). Streams and the sweep are
+    not opened here (a stream may come up later; it is reopened until it does).
+
+    Raises:
+        InputError: the file or the device gives no frame.
+    """
+    import os
+
+    import cv2
+
+    spec = parse_source(spec) if isinstance(spec, str) else spec
+    if spec.kind not in ("file", "camera"):
+        return spec
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines ("moov atom not found") off
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # no backend chatter around our one line
+    try:
+        try:
+            src = OpenCVSource(spec)
+        except SourceLost:
+            raise InputError(f"{spec.describe()}: cannot open capture device {spec.target} (not connected, "
+                             "or in use by another program)") from None
+        try:
+            ok, frame = src._cap.read()
+        finally:
+            src.close()
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not ok or frame is None:
+        what = f"the video file {spec.target}" if spec.kind == "file" else spec.describe()
+        raise InputError(f"{what} gives no frame (not a video OpenCV can decode, or an empty one)")
+    return spec
+
+
 def open_source(spec: SourceSpec | str) -> Source:
     """Open a source (raises :class:`SourceLost` for a device or stream that is not there now)."""
     spec = parse_source(spec) if isinstance(spec, str) else spec

@@ -78,7 +78,8 @@ def capture_main(source: str, slot_name: str, stop: Any, record: dict[str, Any] 
                     slot.write(image, seq, at, sp, frozen_since, truth)
                     if recorder is not None:
                         recorder.add(image, seq, at)
-                    slot.count(captured=seq - start_seq, recorded=recorder.written if recorder else 0)
+                    slot.count(captured=seq - start_seq, recorded=recorder.written if recorder else 0,
+                               record_errno=recorder.errno if recorder else None)
             except SourceLost:
                 slot.set_state("reopening")
                 reopened += 1
@@ -94,7 +95,7 @@ def capture_main(source: str, slot_name: str, stop: Any, record: dict[str, Any] 
     finally:
         if recorder is not None:
             recorder.close()
-            slot.count(recorded=recorder.written)
+            slot.count(recorded=recorder.written, record_errno=recorder.errno)
         slot.set_state("ended")
         slot.close()
 

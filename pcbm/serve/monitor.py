@@ -37,7 +37,53 @@ def load_window(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{p} is not a pcbm serve window (save one from GET /v1/monitor/window or --window-out)")
     if not doc.get("reference"):
         raise InputError(f"{p}: the window has no reference statistics (the package had no reference.json)")
+    check_reference(doc["reference"], str(p))
     return doc
+
+
+def _numbers(value: Any, where: str, n: int | None = None, increasing: bool = False) -> None:
+    ok = isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+                                         for v in value)
+    if not ok or (n is not None and len(value) != n) or len(value) < 2:
+        raise InputError(f"{where} must be a list of {n or 'at least 2'} finite numbers")
+    if increasing and any(b < a for a, b in zip(value, value[1:])):  # noqa: B905 - shifted by one
+        raise InputError(f"{where} must not decrease")
+
+
+def check_reference(ref: Any, where: str) -> None:
+    """The reference statistics of a window, checked field by field: one line naming the bad one.
+
+    Example:
+        >>> check_reference({"concepts": {"hc_mm": {"deciles": [1, "x"]}}}, "w.json")
+        Traceback (most recent call last):
+        ...
+        pcbm.errors.InputError: w.json: reference concepts.hc_mm.deciles must be a list of 11 finite numbers
+    """
+    if not isinstance(ref, dict):
+        raise InputError(f"{where}: the reference statistics must be an object, got {type(ref).__name__}")
+    concepts = ref.get("concepts") or {}
+    mix = ref.get("plane_mix") or {}
+    if not isinstance(concepts, dict):
+        raise InputError(f"{where}: reference concepts must be an object of concept entries")
+    if not isinstance(mix, dict) or not all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+                                            and v >= 0 for v in mix.values()):
+        raise InputError(f"{where}: reference plane_mix must map planes to shares >= 0")
+    for name, entry in concepts.items():
+        at = f"{where}: reference concepts.{name}"
+        if not isinstance(entry, dict):
+            raise InputError(f"{at} must be an object (deciles, histogram, mean)")
+        if entry.get("deciles"):
+            _numbers(entry["deciles"], f"{at}.deciles", n=11, increasing=True)
+        hist = entry.get("histogram")
+        if hist:
+            if not isinstance(hist, dict):
+                raise InputError(f"{at}.histogram must be an object with edges and counts")
+            _numbers(hist.get("edges"), f"{at}.histogram.edges", increasing=True)
+            _numbers(hist.get("counts"), f"{at}.histogram.counts", n=len(hist["edges"]) - 1)
+        for key in ("mean", "applicable_share"):
+            v = entry.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise InputError(f"{at}.{key} must be a number, got {v!r}")
 
 
 def _plots(summary: dict[str, Any], values: np.ndarray, planes: np.ndarray, reference: dict[str, Any],

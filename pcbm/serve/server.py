@@ -38,6 +38,7 @@ class ServerOptions:
     token_file: str | None = None
     allow_unauthenticated: bool = False
     window_out: str | None = None  # dump the drift window here (JSON) periodically and at exit
+    overwrite: bool = False  # replace an existing window_out file (refused otherwise, before the model loads)
     dump_every_s: float = 300.0
     access_log: bool = True
     log_level: str = "info"
@@ -130,7 +131,8 @@ def serve(model: str, opts: ServerOptions, say: Callable[[str], None] = print) -
     """Serve ``model`` until interrupted (see the module docstring).
 
     Raises:
-        InputError: bad tokens, an unsafe exposure, a model that cannot be found or loaded.
+        InputError: bad tokens, an unsafe exposure, an existing ``--window-out`` without ``--overwrite``,
+            a port in use, a model that cannot be found or loaded (all before "serving" is printed).
     """
 
     from pcbm.serve.auth import check_exposure, load_tokens, token_file_warning
@@ -145,8 +147,11 @@ def serve(model: str, opts: ServerOptions, say: Callable[[str], None] = print) -
     if opts.window_out:
         from pcbm._io import check_output_file
 
-        check_output_file(opts.window_out, "--window-out", overwrite=True)
+        check_output_file(opts.window_out, "--window-out", overwrite=opts.overwrite)
     _settings(opts, tempfile.gettempdir())  # every setting checked before the (slow) model
+    from pcbm._io import check_port_free
+
+    check_port_free(opts.host, opts.port)  # a port in use: one line now, not an abort after "serving"
     with _clean_exit_on_sigterm():
         _serve(model, opts, tokens, say)
 

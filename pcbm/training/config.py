@@ -217,6 +217,54 @@ def _int(cfg: TrainConfig, name: str, minimum: int, optional: bool = False, also
         raise InputError(f"{name} must be an integer >= {minimum}{extra}, got {v!r}")
 
 
+def check_encoder(name: str, option: str = "--encoder") -> str:
+    """Check, before any work, that ``name`` is an smp encoder (or ``tu-`` and a timm model); did-you-mean otherwise."""
+    from segmentation_models_pytorch.encoders import encoders
+
+    if isinstance(name, str) and name.startswith("tu-"):
+        import timm
+
+        if not timm.is_model(name[3:]):
+            raise InputError(f"{option} {name!r}: timm has no model {name[3:]!r} (see timm.list_models())")
+        return name
+    return look_up(name, sorted(encoders), option.lstrip("-") if option.startswith("--") else option)
+
+
+def check_accelerator(accelerator: str, devices: str | int = "auto", option: str = "--accelerator") -> None:
+    """Check, before any work, that ``accelerator`` is known and present and ``devices`` makes sense
+    (``auto``, a count ≥ 1, -1 for all, or a comma list of device indices); one line otherwise.
+
+    Example:
+        >>> check_accelerator("cpu", "2")
+        >>> check_accelerator("cpu", "abc")
+        Traceback (most recent call last):
+        ...
+        pcbm.errors.InputError: --devices 'abc': expected auto, a count (e.g. 2), -1 (all) or a list of indices (e.g. 0,1)
+    """
+    look_up(accelerator, ACCELERATORS, "accelerator")
+    d = str(devices).strip()
+    parts = [p.strip() for p in d.rstrip(",").split(",")] if "," in d else [d]
+    if d != "auto" and not (d == "-1" or (d.isdigit() and int(d) >= 1) or
+                            ("," in d and all(p.isdigit() for p in parts))):
+        raise InputError(f"--devices {str(devices)!r}: expected auto, a count (e.g. 2), -1 (all) or a list of indices "
+                         "(e.g. 0,1)")
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"{option} {accelerator}: no GPU is visible to torch on this machine; use "
+                             f"{option} cpu (or auto)")
+        n = torch.cuda.device_count()
+        wanted = [int(p) for p in parts] if "," in d else None
+        if (d.isdigit() and int(d) > n) or (wanted and max(wanted) >= n):
+            raise InputError(f"--devices {d}: this machine has {n} GPU(s)")
+    elif accelerator == "mps":
+        import torch
+
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"{option} mps: Apple's GPU (MPS) is not available on this machine; use {option} cpu")
+
+
 def _validate(cfg: TrainConfig) -> None:
     """Every field a user sets, checked before any work: one line naming the field and the value."""
     from pcbm.training.data import parse_source

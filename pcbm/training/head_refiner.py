@@ -169,6 +169,9 @@ def train_refiner(cfg: RefinerTrainConfig, overwrite: bool = False) -> Path:
 
     out = Path(cfg.out)
     check_output_dir(out, "--out", overwrite=overwrite)
+    from pcbm.training.config import check_encoder
+
+    check_encoder(cfg.encoder)  # an unknown encoder: one line before the data load, not a KeyError after it
     torch.set_num_threads(cfg.threads)
     quiet_lightning(cfg.progress)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
