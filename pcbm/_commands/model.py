@@ -122,8 +122,9 @@ def register(app: typer.Typer) -> None:
         reference_limit: int = typer.Option(200, "--reference-limit", min=1, help="Images per reference spec."),
         threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
     ) -> None:
-        """Write a model package: the stages as ONNX graphs, metadata.json (with sha256 of every file), the
-        model card, reliability and reference statistics. pcbm predict PKG … runs it without torch."""
+        """Write a model package: the stages as ONNX graphs, metadata.json, package.sha256 (every file's sha256,
+        signed when $PCBM_PACKAGE_KEY is set), the model card, reliability and reference statistics.
+        pcbm predict PKG … runs it without torch; pcbm verify PKG checks it."""
         import torch
 
         from pcbm.export.package import DEFAULT_REFERENCE, export_package

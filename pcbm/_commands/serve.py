@@ -12,8 +12,8 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_cmd(
         model: str = typer.Option("default", "--model", metavar="PKG|RUN|default|models:/NAME@ALIAS",
-                                  help="A model package (pcbm export), a run folder / 'default' (exported to a "
-                                       "temporary package at start-up: ~2 min for default), or a registered "
+                                  help="A model package (pcbm export), a run folder / 'default' (exported once into "
+                                       "the package cache: about a minute for default, seconds after), or a registered "
                                        "version (MLflow, pip install 'pcbm\\[mlflow]')."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for the network: tokens needed)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
