@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         model = open_predictor(model_ref)  # the runtime counts the usable CPUs
         result = intervene(model, image, pixel_spacing_mm=spacing, **kwargs)
         if json_out:
-            typer.echo(json.dumps(result.to_dict(), indent=2))
+            typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))  # to_dict: NaN is null
             return
         from rich.console import Console
         from rich.table import Table

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pcbm._io import atomic_open, atomic_path
+from pcbm._io import atomic_open, atomic_path, jsonable
 from pcbm.benchmark.stats import METRICS, bootstrap_ci, friedman_nemenyi, mcnemar_table, scores
 
 
@@ -113,7 +113,7 @@ def write_report(out: Path, say: Callable[[str], None] = print) -> dict[str, Any
     if not is_main_process():
         return res
     with atomic_open(out / "results.json") as f:
-        json.dump(res, f, indent=1, default=float)
+        json.dump(jsonable(res), f, indent=1, allow_nan=False)  # NaN/inf: null
     done = [r for r in res["rows"] if "unsupported" not in r]
     keys = list(dict.fromkeys(k for r in res["rows"] for k in r if k != "fold_macro_f1"))
     with atomic_open(out / "results.csv", newline="") as f:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pcbm._io import atomic_open, check_output_dir
+from pcbm._io import atomic_open, check_output_dir, jsonable
 from pcbm.benchmark.config import BenchConfig
 from pcbm.benchmark.data import LabelledSet, class_mapping, describe_mapping, open_labelled
 from pcbm.benchmark.splits import grouped_folds
@@ -37,7 +37,7 @@ def _write_json(path: Path, obj: Any) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path) as f:
-        json.dump(obj, f, indent=1)
+        json.dump(jsonable(obj), f, indent=1, allow_nan=False)  # NaN/inf: null
 
 
 def finished(path: Path, key: str) -> bool:

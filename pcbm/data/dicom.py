@@ -282,7 +282,7 @@ class Region:
 
 def _region_spacing(item: Any) -> tuple[bool, tuple[float, float] | None, str]:
     """(units in cm, spacing in mm or None, problem) of one region item."""
-    from pcbm.validate import MAX_PIXEL_SPACING_MM, is_pixel_spacing
+    from pcbm.validate import MAX_PIXEL_SPACING_MM, MIN_PIXEL_SPACING_MM, is_pixel_spacing
 
     try:
         units_cm = int(item.PhysicalUnitsXDirection) == CM_UNITS and int(item.PhysicalUnitsYDirection) == CM_UNITS
@@ -294,9 +294,9 @@ def _region_spacing(item: Any) -> tuple[bool, tuple[float, float] | None, str]:
         dx, dy = float(item.PhysicalDeltaX) * 10.0, float(item.PhysicalDeltaY) * 10.0
     except Exception:
         return True, None, "unreadable PhysicalDeltaX/Y in SequenceOfUltrasoundRegions"
-    if not (is_pixel_spacing(dx) and is_pixel_spacing(dy)):
-        return True, None, (f"invalid PhysicalDeltaX/Y ({dx / 10:g}, {dy / 10:g} cm) in SequenceOfUltrasoundRegions "
-                            f"(expected finite, > 0 and at most {MAX_PIXEL_SPACING_MM / 10:g} cm per pixel)")
+    if not (is_pixel_spacing(dx) and is_pixel_spacing(dy)):  # the values are not quoted (header values never are)
+        return True, None, (f"PhysicalDeltaX/Y in SequenceOfUltrasoundRegions outside the plausible range "
+                            f"({MIN_PIXEL_SPACING_MM / 10:g}-{MAX_PIXEL_SPACING_MM / 10:g} cm per pixel)")
     return True, (dx, dy), ""
 
 
@@ -360,13 +360,17 @@ def pick_region(regions: list[Region], shape: tuple[int, int]) -> Region | None:
 
 def _mean_spacing(dx: float, dy: float, what: str, notes: list[str]) -> float:
     if abs(dx - dy) > ANISOTROPY_TOLERANCE * max(dx, dy):
-        notes.append(f"anisotropic pixels in {what} ({dx:.4g} x {dy:.4g} mm); using the mean")
+        notes.append(f"anisotropic pixels in {what} (the two spacings differ by more than "
+                     f"{ANISOTROPY_TOLERANCE:.0%}); using the mean")
     return (dx + dy) / 2
 
 
 def _header_spacing(ds: Any, keyword: str, notes: list[str]) -> float | None:
-    """PixelSpacing / ImagerPixelSpacing in mm (mean of row and column), or None with a note if invalid."""
-    from pcbm.validate import MAX_PIXEL_SPACING_MM, is_pixel_spacing
+    """PixelSpacing / ImagerPixelSpacing in mm (mean of row and column), or None with a note if invalid.
+
+    The note never quotes the value: a text in a number field can be a patient's name.
+    """
+    from pcbm.validate import SPACING_RANGE, is_pixel_spacing
 
     try:
         value = ds.get(keyword)
@@ -378,12 +382,11 @@ def _header_spacing(ds: Any, keyword: str, notes: list[str]) -> float | None:
     try:
         row, col = (float(v) for v in value)
     except Exception:
-        notes.append(f"ignored {keyword} {str(value)[:40]!r} (expected two numbers, row and column spacing in mm)")
+        notes.append(f"ignored header {keyword}: not two numbers (row and column spacing in mm); lengths in px")
         return None
     if is_pixel_spacing(row) and is_pixel_spacing(col):
         return _mean_spacing(col, row, keyword, notes)
-    notes.append(f"ignored invalid {keyword} [{row:g}, {col:g}] (expected finite, > 0 and at most "
-                 f"{MAX_PIXEL_SPACING_MM:g} mm)")
+    notes.append(f"ignored header {keyword}: outside the plausible range ({SPACING_RANGE} mm); lengths in px")
     return None
 
 

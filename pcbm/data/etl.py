@@ -33,18 +33,22 @@ Example:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import itertools
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pcbm._io import sha256_file
 from pcbm.data.harmonise import cine_field_of_view, harmonise
 from pcbm.data.sample import Sample
 from pcbm.errors import InputError
+
+_T = TypeVar("_T")
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("image", "source", "frame", "n_frames", "source_sha256", "png_sha256", "width", "height",
@@ -153,7 +157,7 @@ def _opaque_id(rel: str, salt: str) -> str:
 
 def _scrub(message: str, path: Path, rel: str, name: str) -> str:
     """``message`` with every spelling of the source path replaced by ``name``."""
-    spellings = {str(path), path.as_posix(), rel}
+    spellings = {str(path), path.as_posix(), rel, path.name}
     try:
         spellings.add(str(path.resolve()))
         spellings.add(str(path.absolute()))
@@ -162,6 +166,21 @@ def _scrub(message: str, path: Path, rel: str, name: str) -> str:
     for s in sorted((s for s in spellings if s), key=len, reverse=True):
         message = message.replace(s, name)
     return message
+
+
+def _read_shown_as(path: Path, rel: str, shown: str | None, read: Callable[[], _T]) -> _T:
+    """``read()``, its warnings re-issued with every spelling of ``path`` replaced by ``shown`` (the
+    opaque id; ``None``: unchanged), so that ``--opaque-ids`` hides the file name on the console too."""
+    if shown is None:
+        return read()
+    held: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as held:
+            warnings.simplefilter("always")
+            return read()
+    finally:  # the recording has stopped here: re-issued, they are shown as usual
+        for w in held:
+            warnings.warn(_scrub(str(w.message), path, rel, shown), w.category, stacklevel=3)
 
 
 def _read_file(path: Path, sample_id: str, size: int | None, frames: str, salt: str,
@@ -196,7 +215,9 @@ def _convert(files: list[Path], src: Path, size: int | None, frames: str, salt: 
         rel = path.relative_to(src).as_posix()
         sid = unique_id(_opaque_id(rel, salt) if opaque_ids else sample_id_for(path, src), seen)
         try:
-            samples, source_hash = _read_file(path, sid, size, frames, salt, date_shift_days)
+            samples, source_hash = _read_shown_as(path, rel, sid if opaque_ids else None,
+                                                  functools.partial(_read_file, path, sid, size, frames, salt,
+                                                                    date_shift_days))
         except InputError as e:
             result.failures.append((sid, _scrub(str(e), path, rel, sid)) if opaque_ids else (rel, str(e)))
             continue

@@ -13,7 +13,7 @@ caller keeps (``Sample.meta["notes"]``):
 - An all-black or constant image is read, with a note.
 
 Refused with an :class:`~pcbm.errors.InputError` naming the file: missing, empty, not an image,
-corrupt or truncated, more than :data:`MAX_PIXELS` pixels (checked from the header, before any
+corrupt or truncated (a JPEG on whose data libjpeg warns, see :mod:`pcbm.data.codec`), more than :data:`MAX_PIXELS` pixels (checked from the header, before any
 decoding), or under :data:`MIN_SIDE` pixels on a side. Masks become bool arrays (any channel > 0).
 
 "From the header" holds for every format the service accepts: a PNG, JPEG or BMP whose size
@@ -179,7 +179,14 @@ def decode_image(path: str | os.PathLike[str], what: str, max_pixels: int = MAX_
             raise InputError(f"cannot read {what} {p}: corrupt or truncated {kind} file (no readable size in its header)")
         if dims[0] * dims[1] > max_pixels:
             raise _too_large(p, what, dims[0], dims[1], max_pixels)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if kind == "JPEG":  # libjpeg fills damaged data with grey and only warns: a warning refuses
+        from pcbm.data.codec import imdecode
+
+        arr, problem = imdecode(data)
+        if problem is not None:
+            raise InputError(f"cannot read {what} {p}: corrupt image data: {problem}")
+    else:
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.size == 0:
         raise InputError(f"cannot read {what} {p}: corrupt or truncated {kind} file")
     if arr.shape[0] * arr.shape[1] > max_pixels:  # a TIFF whose header Pillow could not read

@@ -55,9 +55,12 @@ class DecisionSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the decision and the property values it was made from (not applicable: null)."""
-        return {"plane": self.plane, "status": self.status, "confidence": self.confidence,
-                "missing": list(self.missing), "plane_probs": self.plane_probs,
-                "properties": {n: (None if math.isnan(v) else round(float(v), 4)) for n, v in self.properties.items()}}
+        from pcbm._io import jsonable
+
+        return jsonable({"plane": self.plane, "status": self.status, "confidence": self.confidence,
+                         "missing": list(self.missing), "plane_probs": self.plane_probs,
+                         "properties": {n: (None if not math.isfinite(v) else round(float(v), 4))
+                                        for n, v in self.properties.items()}})
 
 
 def _summary(pred: Any) -> DecisionSummary:
@@ -111,9 +114,12 @@ class InterventionResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"corrections": self.corrections, "before": self.before.to_dict(), "after": self.after.to_dict(),
-                "changed": self.changed,
-                "property_changes": {k: list(v) for k, v in self.property_changes().items()}}
+        """JSON-ready (NaN and inf: null, so the output is strict JSON)."""
+        from pcbm._io import jsonable
+
+        return jsonable({"corrections": self.corrections, "before": self.before.to_dict(),
+                         "after": self.after.to_dict(), "changed": self.changed,
+                         "property_changes": {k: list(v) for k, v in self.property_changes().items()}})
 
     def plot(self, ax: Any = None) -> Any:
         """Plane probabilities before and after, side by side."""

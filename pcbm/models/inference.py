@@ -127,7 +127,7 @@ def original_masks(out: PCBMOutput, index: int, box: Letterbox) -> np.ndarray:
 
 
 def _spacings(value: Sequence[float | None] | float | None, n: int) -> list[float | None]:
-    """One validated spacing (or None) per image; NaN, 0, negative or > 10 mm is an InputError."""
+    """One validated spacing (or None) per image; NaN or outside [0.01, 10] mm is an InputError."""
     from pcbm.validate import pixel_spacing
 
     if value is None or isinstance(value, int | float):

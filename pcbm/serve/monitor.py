@@ -171,8 +171,10 @@ def render_monitor_report(doc: dict[str, Any], out: str | os.PathLike[str], over
     model = doc.get("model") or {}
     with staged_dir(out, overwrite=overwrite) as tmp:
         plots = _plots(summary, values, planes, reference, tmp, top)
-        (tmp / "drift.json").write_text(json.dumps({"model": model, "saved": doc.get("saved"), **summary},
-                                                   indent=1, default=float) + "\n")
+        from pcbm._io import jsonable
+
+        (tmp / "drift.json").write_text(json.dumps(jsonable({"model": model, "saved": doc.get("saved"), **summary}),
+                                                   indent=1, allow_nan=False) + "\n")  # NaN/inf: null
         mix = summary["plane_mix"]
         lead = (f"Model {model.get('name', '?')} (sha256 {str(model.get('sha256') or '?')[:12]}), window of "
                 f"{summary['n']} predictions saved {doc.get('saved', '?')}, against {reference.get('n', '?')} "

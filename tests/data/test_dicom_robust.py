@@ -59,8 +59,8 @@ def test_etl_lists_each_broken_file_and_converts_the_rest(tmp_path):
     rows = {row["image"]: row for row in read_manifest(out / "manifest.csv")}
     assert set(rows) == {"good.png", "good_cine_f0000.png", "good_cine_f0001.png", "nan_spacing.png",
                          "zero_spacing.png"}
-    assert rows["nan_spacing.png"]["pixel_spacing_mm"] == "" and "PhysicalDeltaX/Y (nan" in rows["nan_spacing.png"]["notes"]
-    assert rows["zero_spacing.png"]["pixel_spacing_mm"] == "" and "invalid PixelSpacing" in rows["zero_spacing.png"]["notes"]
+    assert rows["nan_spacing.png"]["pixel_spacing_mm"] == "" and "PhysicalDeltaX/Y in SequenceOfUltrasoundRegions outside the plausible range" in rows["nan_spacing.png"]["notes"]
+    assert rows["zero_spacing.png"]["pixel_spacing_mm"] == "" and "PixelSpacing: outside the plausible range" in rows["zero_spacing.png"]["notes"]
     assert rows["nan_spacing.png"]["burned_in_masked"] == "region"  # the region still masks the text
     r = CliRunner().invoke(app, ["data", "etl", str(tmp_path / "src"), "--out", str(tmp_path / "out2"),
                                  "--no-progress", "--salt", SALT])
@@ -73,11 +73,11 @@ def test_bad_spacing_values_are_unknown_spacing_with_a_note(tmp_path):
         (s,) = read_dicom(make_dicom(tmp_path / "a.dcm", region_cm=value))
         assert s.pixel_spacing_mm is None and s.meta["pixel_spacing_source"] == ""
         assert s.field_of_view is not None  # the region still says where the image is
-        assert any("ignored invalid PhysicalDeltaX/Y" in n for n in s.meta["notes"])
+        assert any("ignored PhysicalDeltaX/Y" in n and "plausible range" in n for n in s.meta["notes"])
     (s,) = read_dicom(make_dicom(tmp_path / "b.dcm", region_cm=-0.02, pixel_spacing=[0.3, 0.3]))
     assert s.pixel_spacing_mm == pytest.approx(0.3) and s.meta["pixel_spacing_source"] == "dicom:PixelSpacing"
     (s,) = read_dicom(make_dicom(tmp_path / "c.dcm", region_cm=None, pixel_spacing=[float("nan"), 0.3]))
-    assert s.pixel_spacing_mm is None and any("invalid PixelSpacing" in n for n in s.meta["notes"])
+    assert s.pixel_spacing_mm is None and any("PixelSpacing: outside the plausible range" in n for n in s.meta["notes"])
     (s,) = read_dicom(make_dicom(tmp_path / "d.dcm", region=(10, 8, 500, 59)))
     assert s.pixel_spacing_mm == pytest.approx(0.2) and s.field_of_view[:, -1].any()  # clipped, not refused
     assert any("clipped" in n for n in s.meta["notes"])

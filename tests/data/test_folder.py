@@ -123,7 +123,7 @@ def test_unknown_concept_folder_and_column(tmp_path) -> None:
 @pytest.mark.parametrize("header,row,match", [
     (["image", "plane"], ["img0.png", "trans_thalamik"], "line 2: column 'plane'.*did you mean 'trans_thalamic'"),
     (["image", "standard"], ["img0.png", "maybe"], "line 2: column 'standard': expected 1/0"),
-    (["image", "pixel_spacing_mm"], ["img0.png", "-1"], r"line 2: column 'pixel_spacing_mm' must be .* \(0, 10\]"),
+    (["image", "pixel_spacing_mm"], ["img0.png", "-1"], r"line 2: column 'pixel_spacing_mm' must be .* \[0.01, 10\]"),
     (["image", "pixel_spacing_mm"], ["img0.png", "nan"], "line 2: column 'pixel_spacing_mm' must be a finite"),
     (["image", "pixel_spacing_mm"], ["img0.png", "0"], "line 2: column 'pixel_spacing_mm'.*got '0'"),
     (["image", "pixel_spacing_mm"], ["img0.png", "inf"], "line 2: column 'pixel_spacing_mm'"),

@@ -67,7 +67,7 @@ def test_test_subset_without_hc(tmp_path) -> None:
 @pytest.mark.parametrize("line,match", [
     ("001_HC.png,0.2", "line 3: expected 3 fields"),
     ("001_HC.png,abc,50", "line 3: column 2 .*must be a number"),
-    ("001_HC.png,-0.2,50", r"line 3: column 2 .*in \(0, 10\]"),
+    ("001_HC.png,-0.2,50", r"line 3: column 2 .*in \[0\.01, 10\]"),
     ("001_HC.png,nan,50", "line 3: column 2 .*finite"),
     ("001_HC.png,0.2,0", "line 3: column 3 .*positive"),
     ("000_HC.png,0.2,50", "line 3: filename '000_HC.png' is already listed on line 2"),
