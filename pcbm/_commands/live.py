@@ -56,6 +56,10 @@ def register(app: typer.Typer) -> None:
         tokens, warning = page_tokens(host, token_file, allow_unauthenticated)
         if warning:
             typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+        if pixel_spacing is not None:
+            from pcbm.validate import pixel_spacing as valid_spacing
+
+            pixel_spacing = valid_spacing(pixel_spacing, "--pixel-spacing")
         if record_format not in ("mp4", "lossless"):
             raise InputError(f"--record-format must be mp4 or lossless, got {record_format!r}")
         if model not in ("default",) and not Path(model).exists():

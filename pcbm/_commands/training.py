@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from pcbm._io import jsonable
+
 INTERRUPTED = 130  # exit code after Ctrl-C, as a shell's
 
 
@@ -116,7 +118,7 @@ def train(resume: Path | None, overwrite: bool, config: Path | None, given: dict
     if metrics.is_file():
         for spec, m in json.loads(metrics.read_text()).items():
             short = {k: v for k, v in m.items() if k not in ("plane_confusion", "properties", "failed")}
-            typer.echo(f"{spec}: {json.dumps(short)}")
+            typer.echo(f"{spec}: {json.dumps(jsonable(short), allow_nan=False)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -145,7 +147,7 @@ def register(app: typer.Typer) -> None:
         out = train_refiner(RefinerTrainConfig(**settings_from_options(settings)), overwrite=overwrite)
         typer.echo(f"wrote {out}")
         for spec, m in json.loads((out / "metrics.json").read_text()).items():
-            typer.echo(f"{spec}: {json.dumps(m)}")
+            typer.echo(f"{spec}: {json.dumps(jsonable(m), allow_nan=False)}")
 
     from pcbm.training.config import RefinerTrainConfig
 
@@ -171,4 +173,4 @@ def register(app: typer.Typer) -> None:
         sw = _floats(weights, "--weights") if weights else None
         result = refit_run(run, data, out, per_source=per_source, steps=steps, seed=seed, weights=sw,
                            overwrite=overwrite)
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps(jsonable(result), allow_nan=False))

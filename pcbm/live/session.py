@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pcbm._io import atomic_open
+from pcbm._io import atomic_open, jsonable
 from pcbm.errors import InputError
 from pcbm.live.slot import FrameSlot
 from pcbm.live.smooth import STATUS_COLOURS, StatusSmoother, view
@@ -270,7 +270,7 @@ class Hub:
             await c.wake.wait()
             c.wake.clear()
             while c.msgs:
-                await c.ws.send_text(json.dumps(c.msgs.popleft(), default=str))
+                await c.ws.send_text(json.dumps(jsonable(c.msgs.popleft()), default=str, allow_nan=False))
             if c.frame is not None:
                 data, c.frame = c.frame, None
                 await c.ws.send_bytes(data)
