@@ -23,16 +23,17 @@ def _run(out: Path) -> list[str]:
 def test_steps_expand_and_resume(tmp_path) -> None:
     out = tmp_path / "default"
     first = [ln for ln in _run(out) if ln.startswith("pcbm ")]
-    assert len(first) == 14  # 8 train stages + 4 decision refits, the real-scans stage and its calibration
-    assert all("--out" in ln for ln in first[:13]) and first[13].startswith(f"pcbm calibrate {out / 'real'} ")
+    assert len(first) == 16  # 8 train stages + 4 decision refits, the real-scans stages (3) and their calibration
+    assert all("--out" in ln for ln in first[:15]) and first[15].startswith(f"pcbm calibrate {out / 'real_keep2'} ")
+    assert f"--init {out / 'real'} " in first[13] and f"--init {out / 'real_keep1'} " in first[14]
     assert all("hc18:HC18" in ln for ln in first)
-    assert "fetal_planes_db:./fpdb_subset?val_fraction=0.3@1" in first[12] and "african:./african?split=train" in first[13]
+    assert "fetal_planes_db:./fpdb_subset?val_fraction=0.3@1" in first[12] and "african:./african?split=train" in first[15]
     (out / "stage8" / ".step_done").unlink()
     (out / "final" / ".step_done").unlink()
-    (out / "real" / "reliability.json").write_text("{}")  # what a finished calibration leaves
+    (out / "real_keep2" / "reliability.json").write_text("{}")  # what a finished calibration leaves
     again = _run(out)
     assert [ln.split()[1] for ln in again if ln.startswith("pcbm ")] == ["train", "refit"]
-    assert sum(ln.startswith("skip ") for ln in again) == 11
+    assert sum(ln.startswith("skip ") for ln in again) == 13
 
 
 def test_an_interrupted_stage_is_resumed(tmp_path) -> None:
@@ -41,7 +42,7 @@ def test_an_interrupted_stage_is_resumed(tmp_path) -> None:
     (out / "stage2" / ".step_done").unlink()
     (out / "stage2").rmdir()
     (out / "stage2.partial").mkdir()  # what an interrupted `pcbm train --out stage2` leaves
-    (out / "real" / "reliability.json").write_text("{}")
+    (out / "real_keep2" / "reliability.json").write_text("{}")
     again = [ln for ln in _run(out) if ln.startswith("pcbm ")]
     assert again == [f"pcbm train --resume {out / 'stage2'}"]
 
@@ -117,7 +118,7 @@ def test_recipe_runs_end_to_end_when_shrunk(tmp_path) -> None:
     env = {**os.environ, "PCBM": f"{sys.executable} {shrunk}", "HF_HUB_OFFLINE": "1"}
     r = subprocess.run(["bash", str(SCRIPT), str(hc18), str(out)], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.count("shrunk: ") == 14
+    assert r.stdout.count("shrunk: ") == 16
     for stage in [f"stage{i}" for i in range(1, 9)]:
         conf = json.loads((out / stage / "config.json").read_text())
         assert conf["train"]["split_seed"] == 0 and conf["steps"] == 2, stage
@@ -127,5 +128,7 @@ def test_recipe_runs_end_to_end_when_shrunk(tmp_path) -> None:
     real = out / "real"
     conf = json.loads((real / "config.json").read_text())
     assert any(d.startswith("african:") for d in conf["train"]["data"]) and conf["decision_refit"]["n"] > 0
-    assert json.loads((real / "reliability.json").read_text())["temperature"] > 0
+    keep = out / "real_keep2"
+    assert json.loads((keep / "config.json").read_text())["train"]["init"].endswith("real_keep1")
+    assert json.loads((keep / "reliability.json").read_text())["temperature"] > 0
     assert not list(out.glob("*.partial")), "a finished recipe leaves no staging folders"
