@@ -178,9 +178,10 @@ def test_the_command_prints_the_url_that_opens_the_page(page_session, monkeypatc
     import pcbm.live.session
     from pcbm.cli import main
 
-    page_session.spec = type("Spec", (), {"describe": lambda self: "phantom-sweep"})()
-    page_session.start = lambda: page_session
+    page_session.spec = type("Spec", (), {"describe": lambda self: "phantom-sweep", "kind": "phantom", "target": None})()
+    page_session.start = lambda **_: page_session
     page_session.stop = lambda: None
+    page_session.slot_stats = {}
     servers = []
 
     class Server:

@@ -224,6 +224,9 @@ def test_lightning_chatter_is_filtered(caplog) -> None:
 
     quiet = sys.modules["pcbm.training.trainer"].quiet_lightning
     level = logging.getLogger("lightning.pytorch").level
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    rank_zero_level = rank_zero.level
+    rank_zero.setLevel(logging.NOTSET)  # another in-process command (pcbm bench backbones) may have raised it
     try:
         with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
             quiet(True)
@@ -236,3 +239,4 @@ def test_lightning_chatter_is_filtered(caplog) -> None:
             assert "GPU available" not in caplog.text
     finally:
         logging.getLogger("lightning.pytorch").setLevel(level)
+        rank_zero.setLevel(rank_zero_level)
