@@ -10,6 +10,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from pcbm.concepts import PLANES
+from pcbm.training.refit import fit_decision
 
 d = np.load(sys.argv[1])
 GROUPS = ["head","abdomen","femur","thorax","cervix","other"]
@@ -21,17 +22,8 @@ def fit(srcs, ws, hidden=0, steps=500, seed=0):
     x = torch.tensor(np.concatenate([d[s+"_x"] for s in srcs]), dtype=torch.float32)
     y = torch.tensor(np.concatenate([d[s+"_y"] for s in srcs]))
     w = torch.cat([torch.full((len(d[s+"_y"]),), float(wt)) for s, wt in zip(srcs, ws, strict=True)])
-    w = w / w.sum()
     m = torch.nn.Linear(29, 8) if not hidden else torch.nn.Sequential(torch.nn.Linear(29, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 8))
-    opt = torch.optim.Adam(m.parameters(), lr=0.05 if not hidden else 0.01, weight_decay=1e-4)
-    sch = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(steps):
-        opt.zero_grad()
-        lg = m(x)
-        loss = ((lg.logsumexp(1) - lg.masked_fill(~y, float("-inf")).logsumexp(1)) * w).sum()
-        loss.backward()
-        opt.step()
-        sch.step()
+    fit_decision(m, x, y, w, steps, lr=0.05 if not hidden else 0.01)
     return m
 def ev(m):
     r = {}

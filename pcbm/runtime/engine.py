@@ -121,10 +121,6 @@ class OnnxStages:
             return None
         return RefinerSpec(int(ref["size"]), float(ref["margin"]), bool(ref.get("flip_tta", True)))
 
-    @property
-    def flip_tta(self) -> bool:
-        return bool(self.refiner_config and self.refiner_config.get("flip_tta", True))
-
     def verify(self) -> None:
         """Every file against the package's manifest, the signature when a key is set, every metadata value
         (:func:`pcbm.runtime.verify.verify_package`); one InputError listing what is wrong."""

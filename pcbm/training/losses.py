@@ -116,6 +116,17 @@ def presence_loss(logits: torch.Tensor, present: torch.Tensor, k: int = PRESENCE
     return F.binary_cross_entropy_with_logits(pooled, torch.ones_like(pooled))
 
 
+def set_nll(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """(B,) -log of each item's probability summed over its allowed planes ((B, K) bool): the
+    cross-entropy of a one-plane set (what :func:`plane_loss` and the decision refit average).
+
+    Example:
+        >>> round(float(set_nll(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[True, True, False]]))[0]), 4)
+        0.2807
+    """
+    return logits.logsumexp(1) - logits.masked_fill(~allowed, float("-inf")).logsumexp(1)
+
+
 def plane_loss(logits: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy over items with a plane label (target -1 = unlabelled).
 
@@ -135,8 +146,7 @@ def plane_loss(logits: torch.Tensor, target: torch.Tensor, allowed: torch.Tensor
     keep = allowed.any(1)
     if not bool(keep.any()):
         return logits.sum() * 0.0
-    lg, ok = logits.float()[keep], allowed[keep]
-    return (lg.logsumexp(1) - lg.masked_fill(~ok, float("-inf")).logsumexp(1)).mean()
+    return set_nll(logits.float()[keep], allowed[keep]).mean()
 
 
 def standard_loss(logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -79,7 +79,21 @@ def refit_decision(model: torch.nn.Module, datasets: Sequence[SampleDataset], pe
         raise ValueError("every source with plane-labelled samples has weight 0; give one a positive weight")
     decision = model.decision
     device = next(decision.parameters()).device
-    x, y, weight = x.to(device), y.to(device), weight.to(device) / weight.sum()
+    x, y, weight = x.to(device), y.to(device), weight.to(device)
+    loss = fit_decision(decision, x, y, weight, steps, lr, weight_decay)
+    with torch.no_grad():
+        acc = float(y.gather(1, decision(x).argmax(1, keepdim=True)).float().mean())
+    return {"n": int(len(y)), "train_accuracy": acc, "loss": loss}
+
+
+def fit_decision(decision: torch.nn.Module, x: torch.Tensor, allowed: torch.Tensor, weight: torch.Tensor,
+                 steps: int = 500, lr: float = 0.05, weight_decay: float = 1e-4) -> float:
+    """Fit ``decision`` full-batch (Adam, cosine schedule) on concept vectors ``x`` (N, P) to plane sets
+    ``allowed`` (N, K) bool, each item weighted by ``weight`` (N,) (normalised here): the weighted
+    :func:`~pcbm.training.losses.set_nll`. Leaves it in eval mode; returns the final loss."""
+    from pcbm.training.losses import set_nll
+
+    weight = weight / weight.sum()
     decision.train()
     opt = torch.optim.Adam(decision.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -87,15 +101,12 @@ def refit_decision(model: torch.nn.Module, datasets: Sequence[SampleDataset], pe
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad()
-            logits = decision(x)
-            loss = ((logits.logsumexp(1) - logits.masked_fill(~y, float("-inf")).logsumexp(1)) * weight).sum()
+            loss = (set_nll(decision(x), allowed) * weight).sum()
             loss.backward()
             opt.step()
             sched.step()
     decision.eval()
-    with torch.no_grad():
-        acc = float(y.gather(1, decision(x).argmax(1, keepdim=True)).float().mean())
-    return {"n": int(len(y)), "train_accuracy": acc, "loss": float(loss.detach())}
+    return float(loss.detach())
 
 
 RUN_FILES = ("config.json", "MODEL_CARD.md", "training_log.csv")  # what a refitted run keeps of its source
